@@ -1,0 +1,1 @@
+"""The crowdfunding API service (FastAPI), served as `app.main:app`."""

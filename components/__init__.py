@@ -1,0 +1,1 @@
+"""Reusable, product-agnostic Pulumi components (type tokens `crowdfunding:<module>:<Name>`)."""

@@ -1,0 +1,1 @@
+"""CloudWatch dashboard and alarm definitions as pure functions returning JSON bodies."""

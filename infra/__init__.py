@@ -1,0 +1,1 @@
+"""The crowdfunding stack program: typed config and the composition of components."""

@@ -1,0 +1,1 @@
+"""The small library every function archive carries (contract, clients, telemetry)."""
