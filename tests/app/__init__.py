@@ -1,0 +1,1 @@
+"""Tests of the API service (app/) against in-process moto."""
