@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint typecheck unit preview report run token demo lock clean
+.PHONY: help install test lint typecheck unit preview report run token demo docs lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -45,6 +45,9 @@ preview: $(STAMP) ## offline preview of STACK (default dev): what `pulumi previe
 
 run: $(STAMP) ## the whole system on the embedded AWS emulator (127.0.0.1)
 	@echo "make run: the embedded emulator is not built yet (issue 9)." >&2; exit 2
+
+docs: $(STAMP) ## regenerate README.md's generated sections from the program
+	$(PY) -m infra.docs
 
 lock: ## re-resolve requirements.in into requirements.lock (needs the package index)
 	rm -rf .lockvenv && $(PYTHON_BOOTSTRAP) -m venv .lockvenv

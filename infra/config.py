@@ -1,0 +1,308 @@
+"""Typed, validated stack configuration: every key the program reads, in one table.
+
+The program calls `load()` before it declares any resource, so a bad `Pulumi.<stack>.yaml`
+fails fast with a message naming the key, the value given and what is allowed. The README's
+config table is generated from `KEYS` (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components.cidr import MAX_AZS, MAX_VPC_PREFIX, MIN_VPC_PREFIX
+
+PROJECT = "crowdfunding"
+"""The config namespace (`crowdfunding:<key>`) and the Pulumi project name."""
+
+ENVIRONMENTS = ("dev", "prod", "local")
+NAT_STRATEGIES = ("none", "single", "per_az")
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
+"""The retention periods CloudWatch Logs accepts."""
+
+_REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_SERVICE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+
+
+class ConfigError(ValueError):
+    """One or more stack config values are invalid; the message lists every problem."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.stack = stack
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"invalid stack config for stack '{stack}' (Pulumi.{stack}.yaml):\n{lines}\n"
+            "Fix the value with `pulumi config set <key> <value>` or edit the stack file."
+        )
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(required)"
+
+
+REQUIRED: Any = _Missing()
+
+
+def _parse_int(raw: str) -> int:
+    if not re.fullmatch(r"-?\d+", raw.strip()):
+        raise ValueError("expected a whole number")
+    return int(raw)
+
+
+def _parse_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("expected a finite number")
+    return value
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    raise ValueError("expected true or false")
+
+
+def _parse_str_list(raw: str) -> list[str]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ValueError("expected a list of strings") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of strings")
+    return value
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "string": str,
+    "integer": _parse_int,
+    "number": _parse_float,
+    "boolean": _parse_bool,
+    "list of strings": _parse_str_list,
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One stack config key: its type, default, meaning and rule."""
+
+    name: str
+    kind: str
+    default: Any
+    doc: str
+    allowed: str
+    check: Callable[[Any], bool] = lambda _value: True
+    namespace: str = PROJECT
+
+    @property
+    def full_name(self) -> str:
+        """The key as written in `Pulumi.<stack>.yaml`."""
+        return f"{self.namespace}:{self.name}"
+
+    @property
+    def required(self) -> bool:
+        """True when the stack file must set the key."""
+        return self.default is REQUIRED
+
+
+def _is_cidr(value: str) -> bool:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return network.version == 4 and MIN_VPC_PREFIX <= network.prefixlen <= MAX_VPC_PREFIX
+
+
+KEYS: tuple[Key, ...] = (
+    Key(
+        "region",
+        "string",
+        REQUIRED,
+        "AWS region every resource is created in.",
+        "an AWS region name such as ap-northeast-2",
+        lambda v: bool(_REGION_PATTERN.match(v)),
+        namespace="aws",
+    ),
+    Key(
+        "environment",
+        "string",
+        None,
+        "Which kind of stack this is; prod turns on deletion protection checks and "
+        "production sizing. Defaults to the stack name when it is one of the allowed values.",
+        "one of " + ", ".join(ENVIRONMENTS),
+        lambda v: v in ENVIRONMENTS,
+    ),
+    Key(
+        "vpcCidr",
+        "string",
+        "10.20.0.0/16",
+        "IPv4 CIDR of the VPC; subnets are carved from it by a fixed, stable layout.",
+        f"an IPv4 network CIDR with a prefix from /{MIN_VPC_PREFIX} to /{MAX_VPC_PREFIX} (e.g. 10.20.0.0/16)",
+        _is_cidr,
+    ),
+    Key(
+        "azCount",
+        "integer",
+        2,
+        "How many availability zones get a public and a private subnet.",
+        f"a whole number from 1 to {MAX_AZS}",
+        lambda v: 1 <= v <= MAX_AZS,
+    ),
+    Key(
+        "natStrategy",
+        "string",
+        REQUIRED,
+        "Outbound internet for private subnets: none (no NAT; endpoints only), single (one NAT "
+        "gateway, ~$43/month in ap-northeast-2) or per_az (one per AZ, survives an AZ loss). "
+        "Required: a choice that costs money is never a silent default.",
+        "one of " + ", ".join(NAT_STRATEGIES),
+        lambda v: v in NAT_STRATEGIES,
+    ),
+    Key(
+        "interfaceEndpoints",
+        "list of strings",
+        [],
+        "AWS services that get an interface VPC endpoint in the private subnets "
+        "(e.g. ecr.api, ecr.dkr, logs, sqs). Each costs about $10 per AZ per month.",
+        'a list of service names such as ["ecr.api", "logs"]',
+        lambda v: all(_SERVICE_NAME_PATTERN.match(s) for s in v) and len(set(v)) == len(v),
+    ),
+    Key(
+        "flowLogRetentionDays",
+        "integer",
+        30,
+        "Retention of the VPC flow-log group.",
+        "a CloudWatch Logs retention period: " + ", ".join(map(str, LOG_RETENTION_DAYS)),
+        lambda v: v in LOG_RETENTION_DAYS,
+    ),
+    Key(
+        "logRetentionDays",
+        "integer",
+        30,
+        "Retention of every application and function log group.",
+        "a CloudWatch Logs retention period: " + ", ".join(map(str, LOG_RETENTION_DAYS)),
+        lambda v: v in LOG_RETENTION_DAYS,
+    ),
+    Key(
+        "deletionProtection",
+        "boolean",
+        False,
+        "Protect stateful resources (tables, load balancer) from deletion and retain them when "
+        "removed from the program. Must be true on a prod stack.",
+        "true or false (true when environment is prod)",
+    ),
+)
+"""Every key the program reads. Add new keys here; `StackConfig` gets a matching field."""
+
+KEYS_BY_NAME = {key.full_name: key for key in KEYS}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The validated configuration of one stack."""
+
+    stack: str
+    region: str
+    environment: str
+    vpc_cidr: str
+    az_count: int
+    nat_strategy: str
+    interface_endpoints: tuple[str, ...]
+    flow_log_retention_days: int
+    log_retention_days: int
+    deletion_protection: bool
+
+    @property
+    def is_prod(self) -> bool:
+        """True for production stacks."""
+        return self.environment == "prod"
+
+
+def _field_name(key: Key) -> str:
+    """camelCase config key → snake_case StackConfig field."""
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", key.name).lower()
+
+
+def parse(stack: str, raw: Mapping[str, str]) -> StackConfig:
+    """Validate raw config strings (as Pulumi passes them) into a StackConfig or raise ConfigError."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    project_prefix = f"{PROJECT}:"
+    for name in sorted(raw):
+        if name.startswith(project_prefix) and name not in KEYS_BY_NAME:
+            known = ", ".join(k.name for k in KEYS if k.namespace == PROJECT)
+            problems.append(f"{name}: unknown key (a typo?); the keys this program reads are: {known}")
+    for key in KEYS:
+        given = raw.get(key.full_name)
+        if given is None:
+            if key.required:
+                problems.append(f"{key.full_name}: required but not set; allowed: {key.allowed}")
+            values[_field_name(key)] = key.default
+            continue
+        try:
+            value = _PARSERS[key.kind](given)
+        except ValueError as exc:
+            problems.append(f"{key.full_name}: {given!r} is not valid ({exc}); allowed: {key.allowed}")
+            continue
+        if not key.check(value):
+            problems.append(f"{key.full_name}: {given!r} is not allowed; allowed: {key.allowed}")
+            continue
+        values[_field_name(key)] = value
+
+    environment = values.get("environment")
+    if environment is None and "environment" in values:
+        if stack in ENVIRONMENTS:
+            values["environment"] = stack
+        else:
+            problems.append(
+                f"{PROJECT}:environment: not set and stack name '{stack}' is not one of "
+                f"{', '.join(ENVIRONMENTS)}; set it explicitly"
+            )
+    if values.get("environment") == "prod" and values.get("deletion_protection") is False:
+        given = raw.get(f"{PROJECT}:deletionProtection", "(unset, default false)")
+        problems.append(
+            f"{PROJECT}:deletionProtection: {given!r} is not allowed on a prod stack; "
+            "allowed: true (production data must be protected from deletion)"
+        )
+    if problems:
+        raise ConfigError(stack, problems)
+    values["interface_endpoints"] = tuple(values["interface_endpoints"])
+    return StackConfig(stack=stack, **values)
+
+
+def current_raw_config() -> dict[str, str]:
+    """Every config value of the running Pulumi program (CLI environment or mocks), as strings."""
+    from pulumi.runtime import config as pulumi_config
+
+    merged: dict[str, str] = dict(pulumi_config.get_config_env())
+    merged.update(pulumi_config.CONFIG.get())
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in merged.items()}
+
+
+def load() -> StackConfig:
+    """The running program's validated config. Raises ConfigError before any resource exists."""
+    import pulumi
+
+    return parse(pulumi.get_stack(), current_raw_config())
+
+
+def markdown_table() -> str:
+    """The README's table of config keys, generated from KEYS."""
+    rows = ["| key | type | default | meaning | allowed |", "|---|---|---|---|---|"]
+    for key in KEYS:
+        default = "(required)" if key.required else ("(stack name)" if key.default is None else key.default)
+        if isinstance(default, bool):
+            default = str(default).lower()
+        elif isinstance(default, list):
+            default = json.dumps(default)
+        rows.append(f"| `{key.full_name}` | {key.kind} | `{default}` | {key.doc} | {key.allowed} |")
+    return "\n".join(rows)

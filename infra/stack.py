@@ -1,0 +1,79 @@
+"""The crowdfunding stack: validated config first, then the components composed for this product."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.encryption import EncryptionKey, EncryptionKeyArgs
+from components.network import Network, NetworkArgs
+from infra.config import PROJECT, ConfigError, StackConfig, load
+
+
+def base_tags(cfg: StackConfig) -> dict[str, str]:
+    """Tags the provider applies to every taggable resource (components add `component`)."""
+    return {"project": PROJECT, "stack": cfg.stack, "managed-by": "pulumi"}
+
+
+@dataclass
+class Platform:
+    """What the stack declared, for the layers built on top and for tests."""
+
+    config: StackConfig
+    provider: aws.Provider
+    key: EncryptionKey
+    network: Network
+
+
+def build(cfg: StackConfig) -> Platform:
+    """Declare every resource of the stack for a validated config."""
+    provider = aws.Provider(
+        "aws",
+        region=cfg.region,
+        default_tags=aws.ProviderDefaultTagsArgs(tags=base_tags(cfg)),
+    )
+    opts = pulumi.ResourceOptions(providers=[provider])
+    zones = aws.get_availability_zones(state="available", opts=pulumi.InvokeOptions(provider=provider))
+    names = sorted(zones.names)
+    if len(names) < cfg.az_count:
+        raise ConfigError(
+            cfg.stack,
+            [f"{PROJECT}:azCount: {cfg.az_count} is more than region {cfg.region} offers ({len(names)})"],
+        )
+
+    key = EncryptionKey(
+        "platform",
+        EncryptionKeyArgs(
+            description=f"{PROJECT}-{cfg.stack}: logs, topics, queues, tables",
+            service_principals=("sns", "sqs", "events", "cloudwatch"),
+            allow_cloudwatch_logs=True,
+        ),
+        opts=opts,
+    )
+    network = Network(
+        "network",
+        NetworkArgs(
+            availability_zones=names[: cfg.az_count],
+            nat_strategy=cfg.nat_strategy,  # type: ignore[arg-type]  # validated by infra.config
+            cidr=cfg.vpc_cidr,
+            interface_endpoints=cfg.interface_endpoints,
+            flow_log_retention_days=cfg.flow_log_retention_days,
+            flow_log_kms_key_arn=key.key_arn,
+        ),
+        opts=opts,
+    )
+    pulumi.export("vpcId", network.vpc_id)
+    pulumi.export("privateSubnetIds", network.private_subnet_ids)
+    pulumi.export("publicSubnetIds", network.public_subnet_ids)
+    return Platform(config=cfg, provider=provider, key=key, network=network)
+
+
+def main() -> None:
+    """Program entry: config errors stop the run before any resource is declared."""
+    try:
+        cfg = load()
+    except ConfigError as exc:
+        raise pulumi.RunError(str(exc)) from None
+    build(cfg)

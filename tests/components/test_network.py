@@ -1,0 +1,151 @@
+"""The Network component: NAT strategies, subnets, endpoints, flow logs, outputs, bad arguments."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.cidr import subnet_layout
+from components.network import Network, NetworkArgs
+from infra.synth import Synthesis
+from tests.conftest import TEST_REGION, SynthFn
+
+AZS = [f"{TEST_REGION}{c}" for c in "abc"]
+
+
+def network(synth: SynthFn, **kwargs: Any) -> Synthesis:
+    args: dict[str, Any] = {"availability_zones": AZS[:2], "nat_strategy": "single", "cidr": "10.1.0.0/16"}
+    args.update(kwargs)
+    return synth(program=lambda: Network("net", NetworkArgs(**args)))
+
+
+@pytest.mark.parametrize(("strategy", "azs", "nats"), [("none", 2, 0), ("single", 3, 1), ("per_az", 3, 3)])
+def test_nat_strategy_sets_the_number_of_nat_gateways_and_ips(
+    synth: SynthFn, strategy: str, azs: int, nats: int
+) -> None:
+    s = network(synth, nat_strategy=strategy, availability_zones=AZS[:azs])
+    assert len(s.of_type("aws:ec2/natGateway:NatGateway")) == nats
+    assert len(s.of_type("aws:ec2/eip:Eip")) == nats
+    default_routes = [r for r in s.of_type("aws:ec2/route:Route") if r.inputs.get("natGatewayId")]
+    assert len(default_routes) == (azs if nats else 0), "every private route table routes out only with NAT"
+
+
+def test_per_az_nat_keeps_each_azs_traffic_in_its_az(synth: SynthFn) -> None:
+    s = network(synth, nat_strategy="per_az", availability_zones=AZS)
+    nat_ids = {r.name: r for r in s.of_type("aws:ec2/natGateway:NatGateway")}
+    subnets = {r.name: r for r in s.of_type("aws:ec2/subnet:Subnet")}
+    for index in range(3):
+        assert nat_ids[f"net-nat-{index}"].inputs["subnetId"] == subnets[f"net-public-{index}"].id
+        route = s.named(f"net-private-{index}-default")
+        assert route.inputs["natGatewayId"] == nat_ids[f"net-nat-{index}"].id
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets.values())
+
+
+def test_subnets_follow_the_stable_layout(synth: SynthFn) -> None:
+    s = network(synth, availability_zones=AZS)
+    declared = {
+        (r.name, r.inputs["cidrBlock"], r.inputs["availabilityZone"])
+        for r in s.of_type("aws:ec2/subnet:Subnet")
+    }
+    expected = {
+        (f"net-{p.tier}-{p.az_index}", p.cidr, AZS[p.az_index]) for p in subnet_layout("10.1.0.0/16", 3)
+    }
+    assert declared == expected
+
+
+def test_gateway_endpoints_serve_every_private_route_table(synth: SynthFn) -> None:
+    s = network(synth, availability_zones=AZS)
+    private_rts = {r.id for r in s.of_type("aws:ec2/routeTable:RouteTable") if "private" in r.name}
+    endpoints = {r.inputs["serviceName"]: r for r in s.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    assert set(endpoints) == {f"com.amazonaws.{TEST_REGION}.s3", f"com.amazonaws.{TEST_REGION}.dynamodb"}
+    for endpoint in endpoints.values():
+        assert endpoint.inputs["vpcEndpointType"] == "Gateway"
+        assert set(endpoint.inputs["routeTableIds"]) == private_rts and len(private_rts) == 3
+
+
+def test_interface_endpoints_are_private_and_reachable_only_from_the_vpc(synth: SynthFn) -> None:
+    s = network(synth, interface_endpoints=["ecr.api", "logs"])
+    interface = [
+        r for r in s.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") if r.inputs["vpcEndpointType"] == "Interface"
+    ]
+    assert {r.inputs["serviceName"] for r in interface} == {
+        f"com.amazonaws.{TEST_REGION}.ecr.api",
+        f"com.amazonaws.{TEST_REGION}.logs",
+    }
+    assert all(r.inputs["privateDnsEnabled"] is True and len(r.inputs["subnetIds"]) == 2 for r in interface)
+    (sg,) = s.of_type("aws:ec2/securityGroup:SecurityGroup")
+    assert sg.inputs["ingress"] == [
+        {
+            "cidrBlocks": ["10.1.0.0/16"],
+            "description": "HTTPS from the VPC",
+            "fromPort": 443,
+            "protocol": "tcp",
+            "toPort": 443,
+        }
+    ]
+    assert sg.inputs["egress"] == []
+    outputs = next(r for r in s.resources if r.type == "crowdfunding:network:Network").outputs
+    assert outputs["endpoint_security_group_id"] == interface[0].inputs["securityGroupIds"][0]
+
+
+def test_no_interface_endpoints_means_no_endpoint_security_group(synth: SynthFn) -> None:
+    s = network(synth)
+    assert s.of_type("aws:ec2/securityGroup:SecurityGroup") == []
+
+
+def test_flow_logs_capture_all_traffic_to_an_encrypted_log_group_with_retention(synth: SynthFn) -> None:
+    s = network(synth, flow_log_retention_days=90)
+    (flow_log,) = s.of_type("aws:ec2/flowLog:FlowLog")
+    (group,) = s.of_type("aws:cloudwatch/logGroup:LogGroup")
+    (key,) = s.of_type("aws:kms/key:Key")
+    assert flow_log.inputs["trafficType"] == "ALL"
+    assert flow_log.inputs["logDestinationType"] == "cloud-watch-logs"
+    assert group.inputs["retentionInDays"] == 90
+    assert group.inputs["kmsKeyId"].startswith(f"arn:aws:kms:{TEST_REGION}:")
+    assert key.inputs["enableKeyRotation"] is True
+    key_policy = json.loads(key.inputs["policy"])
+    logs_statement = next(st for st in key_policy["Statement"] if st["Principal"].get("Service"))
+    assert logs_statement["Principal"]["Service"] == f"logs.{TEST_REGION}.amazonaws.com"
+    (policy,) = s.of_type("aws:iam/rolePolicy:RolePolicy")
+    statement = json.loads(policy.inputs["policy"])["Statement"][0]
+    assert "*" not in json.dumps(statement["Action"])
+    assert all(resource.startswith("arn:aws:logs:") for resource in statement["Resource"])
+
+
+def test_a_given_flow_log_key_is_used_instead_of_a_new_one(synth: SynthFn) -> None:
+    given = f"arn:aws:kms:{TEST_REGION}:123456789012:key/shared"
+    s = network(synth, flow_log_kms_key_arn=given)
+    assert s.of_type("aws:kms/key:Key") == []
+    assert s.of_type("aws:cloudwatch/logGroup:LogGroup")[0].inputs["kmsKeyId"] == given
+
+
+def test_default_security_group_has_no_rules(synth: SynthFn) -> None:
+    (default_sg,) = network(synth).of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
+    assert default_sg.inputs.get("ingress", []) == [] and default_sg.inputs.get("egress", []) == []
+
+
+def test_every_child_is_parented_to_the_component_and_outputs_are_registered(synth: SynthFn) -> None:
+    s = network(synth)
+    component = next(r for r in s.resources if r.type == "crowdfunding:network:Network")
+    assert {r.urn for r in s.descendants(component)} == {r.urn for r in s.resources if r is not component}
+    outputs = component.outputs
+    assert outputs["cidr"] == "10.1.0.0/16"
+    assert len(outputs["public_subnet_ids"]) == len(outputs["private_subnet_ids"]) == 2
+    assert outputs["vpc_id"] == s.named("net-vpc").id
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"availability_zones": [f"z{i}" for i in range(7)]}, "7 availability zones given; allowed: 1 to 6"),
+        ({"availability_zones": []}, "0 availability zones given"),
+        ({"availability_zones": ["a", "a"]}, "availability zones repeat"),
+        ({"nat_strategy": "shared"}, "nat_strategy='shared'; allowed: none, single, per_az"),
+        ({"cidr": "10.0.0.0/12"}, "prefix /12"),
+    ],
+)
+def test_bad_arguments_fail_at_declaration(synth: SynthFn, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        network(synth, **kwargs)
