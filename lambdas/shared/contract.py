@@ -89,6 +89,10 @@ TOPIC_OF_EVENT: dict[EventType, Topic] = {
 
 # --- the event envelope -------------------------------------------------------------------
 
+CAMPAIGN_EVENT_PAYMENT_ID = "-"
+"""`paymentId` of a campaign event no single payment caused (funding.failed / funding.succeeded at
+the deadline): the envelope requires the field, and "-" can never be a real payment id."""
+
 ENVELOPE_REQUIRED = ("eventId", "type", "occurredAt", "paymentId", "fundingId")
 """Fields every event carries. Payment events also carry userId and amount."""
 
@@ -284,6 +288,10 @@ class Metric(StrEnum):
     AMOUNT_CAPTURED = "AmountCaptured"  # unit: None, in the smallest currency unit
     GOALS_REACHED = "GoalsReached"
     RETRY_ATTEMPTS = "RetryAttempts"
+    PAYMENTS_RECONCILED = "PaymentsReconciled"  # stale PENDING payments re-published
+    POISON_MESSAGES = "PoisonMessages"  # records failed towards the DLQ because they are not events
+    NOTIFICATIONS_SENT = "NotificationsSent"
+    NOTIFICATIONS_SKIPPED = "NotificationsSkipped"  # no address known for the recipient
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,162 @@
+"""pg_gateway: the payment gateway as a Lambda function (simulated here; the real PG integration
+would live behind the same request/response).
+
+Invoked synchronously (Lambda Invoke, RequestResponse) by `lambdas.shared.gateway.GatewayClient`.
+
+Request (JSON object)::
+
+    {"operation": "authorize" | "void" | "refund",
+     "paymentId": "<id>",            # the idempotency key, together with operation
+     "amount": <positive int>,       # smallest currency unit; must match on a repeat
+     "fundingId": "...", "paymentMethod": "..."}   # optional, informational
+
+Response, an answer (HTTP-like 200 with `ok: true`)::
+
+    {"ok": true, "operation": "...", "paymentId": "...", "amount": <int>,
+     "outcome": "APPROVED" | "DECLINED" | "VOIDED" | "REFUNDED",
+     "reference": "<gateway reference>", "processedAt": "<ISO 8601 UTC>",
+     "reason": "<decline reason>"}   # reason only on DECLINED
+
+Response, no answer (`ok: false`)::
+
+    {"ok": false, "error": "TRANSIENT" | "INVALID_REQUEST" | "CONFLICT",
+     "retryable": <bool>, "message": "<human text>"}
+
+TRANSIENT (retryable) means the caller must retry; DECLINED is a final answer. Every operation is
+idempotent by (operation, paymentId): a repeat returns the first answer byte for byte (Powertools
+idempotency on the shared table), and a repeat with a different amount is a CONFLICT.
+
+Behaviour from the environment (all optional): PG_TRANSIENT_FAILURE_RATE (0..1, default 0),
+PG_DECLINE_RATE (0..1, default 0), PG_LATENCY_MS (default 0), PG_SEED (default 0). Declines are
+a pure function of (seed, paymentId), so the same payment always gets the same answer; transient
+failures come from a generator seeded with PG_SEED, so the same call sequence reproduces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+
+from lambdas.shared import aws
+from lambdas.shared.config import env_int, env_rate, require_environment
+from lambdas.shared.contract import (
+    ENV_PG_DECLINE_RATE,
+    ENV_PG_LATENCY_MS,
+    ENV_PG_SEED,
+    ENV_PG_TRANSIENT_FAILURE_RATE,
+    IDEMPOTENCY_TABLE,
+    utc_now_iso,
+)
+from lambdas.shared.gateway import APPROVED, DECLINED, REFUNDED, VOIDED
+from lambdas.shared.idempotency import run_once
+from lambdas.shared.telemetry import function_logger
+
+FUNCTION = "pg_gateway"
+ENVIRONMENT: tuple[str, ...] = (IDEMPOTENCY_TABLE.env_var,)
+OPTIONAL_ENVIRONMENT: tuple[str, ...] = (
+    ENV_PG_TRANSIENT_FAILURE_RATE,
+    ENV_PG_DECLINE_RATE,
+    ENV_PG_LATENCY_MS,
+    ENV_PG_SEED,
+)
+require_environment(ENVIRONMENT, function=FUNCTION)
+
+OPERATIONS = ("authorize", "void", "refund")
+DECLINE_REASONS = ("insufficient_funds", "card_declined", "do_not_honor")
+
+logger = function_logger(FUNCTION)
+_rng: list[random.Random] = []
+aws.on_reset(_rng.clear)
+
+
+class _TransientFailure(Exception):
+    """The simulated gateway failed this call (nothing is recorded, so a retry runs it again)."""
+
+
+def _unit(*parts: str) -> float:
+    """A deterministic number in [0, 1) from `parts`."""
+    digest = hashlib.sha256("|".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _transient_draw() -> float:
+    if not _rng:
+        _rng.append(random.Random(env_int(ENV_PG_SEED, 0)))
+    return _rng[0].random()
+
+
+def _error(code: str, message: str, *, retryable: bool) -> dict[str, Any]:
+    return {"ok": False, "error": code, "retryable": retryable, "message": message}
+
+
+def _validate(event: Any) -> str | None:
+    if not isinstance(event, dict):
+        return "request must be a JSON object"
+    if event.get("operation") not in OPERATIONS:
+        return f"operation must be one of {', '.join(OPERATIONS)}"
+    if not isinstance(event.get("paymentId"), str) or not event["paymentId"]:
+        return "paymentId must be a non-empty string"
+    amount = event.get("amount")
+    if type(amount) is not int or amount <= 0:
+        return "amount must be a positive integer"
+    return None
+
+
+def _execute(data: dict[str, Any]) -> dict[str, Any]:
+    """The gateway's decision for one (operation, paymentId); stored and replayed on repeats."""
+    operation, payment_id, amount = data["operation"], data["paymentId"], data["amount"]
+    seed = str(env_int(ENV_PG_SEED, 0))
+    answer: dict[str, Any] = {
+        "ok": True,
+        "operation": operation,
+        "paymentId": payment_id,
+        "amount": amount,
+        "processedAt": utc_now_iso(),
+        "reference": f"{operation[:3]}_{hashlib.sha256(f'{seed}|{operation}|{payment_id}'.encode()).hexdigest()[:16]}",
+    }
+    if operation == "authorize":
+        if _unit(seed, "decline", payment_id) < env_rate(ENV_PG_DECLINE_RATE):
+            answer["outcome"] = DECLINED
+            answer["reason"] = DECLINE_REASONS[int(_unit(seed, "reason", payment_id) * len(DECLINE_REASONS))]
+        else:
+            answer["outcome"] = APPROVED
+    elif operation == "void":
+        answer["outcome"] = VOIDED
+    else:
+        answer["outcome"] = REFUNDED
+    return answer
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answer one gateway request (see the module docstring for the JSON shapes)."""
+    problem = _validate(event)
+    if problem:
+        logger.warning("invalid gateway request", extra={"reason": problem})
+        return _error("INVALID_REQUEST", problem, retryable=False)
+    logger.append_keys(paymentId=event["paymentId"], operation=event["operation"])
+    try:
+        latency_ms = env_int(ENV_PG_LATENCY_MS, 0, minimum=0)
+        if latency_ms:
+            time.sleep(latency_ms / 1000)
+        if _transient_draw() < env_rate(ENV_PG_TRANSIENT_FAILURE_RATE):
+            logger.info("simulated transient gateway failure")
+            return _error("TRANSIENT", "gateway temporarily unavailable", retryable=True)
+        request = {k: event[k] for k in ("operation", "paymentId", "amount")}
+        answer: dict[str, Any] = run_once(
+            FUNCTION, _execute, request, key="[operation, paymentId]", validate="amount", context=context
+        )
+    except IdempotencyAlreadyInProgressError:
+        return _error("TRANSIENT", "the same request is being processed; retry", retryable=True)
+    except IdempotencyValidationError:
+        return _error("CONFLICT", "paymentId was already used with a different amount", retryable=False)
+    finally:
+        logger.remove_keys(["paymentId", "operation"])
+    logger.info("gateway answer", extra={"outcome": answer["outcome"]})
+    return answer

@@ -1,0 +1,138 @@
+"""transaction_check: void approved payments that can no longer be captured.
+
+Trigger: SQS transaction-check (payment.cancel_requested, funding.goal_reached from the
+funding-target topic). Out: payment.cancelled.
+
+- payment.cancel_requested: cancel that payment.
+- funding.goal_reached: cancel every payment of the campaign still APPROVED (approved while the
+  goal was being crossed; funding_update will never capture them since the campaign is closed).
+
+Cancelling claims first, then calls the gateway: APPROVED→CANCELLED (conditional) makes the
+payment uncapturable at once (funding_update captures only APPROVED), then the void at the
+gateway (idempotent by paymentId), then `voidedAt`, then payment.cancelled. A crash or a
+transient gateway error anywhere leaves a CANCELLED payment without `voidedAt`, which the
+redelivery finishes. A CAPTURED payment is never cancelled here (refunds are the closer's job).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from lambdas.shared import aws
+from lambdas.shared.batch import consume
+from lambdas.shared.config import require_environment
+from lambdas.shared.contract import (
+    ENV_PAYMENTS_TOPIC_ARN,
+    ENV_PG_GATEWAY_FUNCTION,
+    PAYMENTS_BY_FUNDING_INDEX,
+    PAYMENTS_TABLE,
+    EventType,
+    Metric,
+    PaymentState,
+    utc_now_iso,
+)
+from lambdas.shared.events import payment_event, publish
+from lambdas.shared.gateway import gateway_client
+from lambdas.shared.payments import STATE, get_payment, payments_table, transition
+from lambdas.shared.telemetry import count, function_logger, function_metrics
+
+FUNCTION = "transaction_check"
+ENVIRONMENT: tuple[str, ...] = (PAYMENTS_TABLE.env_var, ENV_PAYMENTS_TOPIC_ARN, ENV_PG_GATEWAY_FUNCTION)
+OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
+require_environment(ENVIRONMENT, function=FUNCTION)
+
+logger = function_logger(FUNCTION)
+metrics = function_metrics(FUNCTION)
+
+
+def cancel_payment(payment_id: str, reason: str) -> str:
+    """Drive one payment to CANCELLED + voided + announced. Returns the state it ends in."""
+    payment = get_payment(payment_id)
+    if payment is None:
+        raise LookupError(f"payment {payment_id} not found")
+    if payment["state"] == PaymentState.APPROVED:
+        claimed = transition(
+            payment_id,
+            PaymentState.APPROVED,
+            PaymentState.CANCELLED,
+            {"cancelledAt": utc_now_iso(), "cancelReason": reason},
+        )
+        if claimed is None:
+            return cancel_payment(payment_id, reason)  # moved meanwhile (captured or cancelled): re-decide
+        payment = claimed
+        count(metrics, Metric.PAYMENTS_CANCELLED)
+        logger.info("payment cancelled", extra={"paymentId": payment_id, "reason": reason})
+    if payment["state"] != PaymentState.CANCELLED:
+        logger.info(
+            "payment not cancellable here", extra={"paymentId": payment_id, "state": payment["state"]}
+        )
+        return str(payment["state"])
+    if not payment.get("voidedAt"):
+        result = gateway_client().void(payment_id, payment["amount"], fundingId=payment["fundingId"])
+        payment = (
+            aws.update_item(
+                payments_table(),
+                {"paymentId": payment_id},
+                "SET voidedAt = if_not_exists(voidedAt, :at), voidRef = :ref, updatedAt = :now",
+                {":at": result.processed_at, ":ref": result.reference, ":now": utc_now_iso()},
+            )
+            or payment
+        )
+    publish(
+        payment_event(
+            EventType.PAYMENT_CANCELLED,
+            payment,
+            occurred_at=payment["cancelledAt"],
+            reason=payment.get("cancelReason"),
+        )
+    )
+    return str(PaymentState.CANCELLED)
+
+
+def _approved_payments_of(funding_id: str) -> list[str]:
+    """Payment ids of the campaign still APPROVED (or CANCELLED but not yet voided)."""
+    items = aws.query(
+        payments_table(),
+        index=PAYMENTS_BY_FUNDING_INDEX,
+        key_condition="fundingId = :fid",
+        values={
+            ":fid": funding_id,
+            ":approved": str(PaymentState.APPROVED),
+            ":cancelled": str(PaymentState.CANCELLED),
+        },
+        names=STATE,
+        filter_expression="#state = :approved OR (#state = :cancelled AND attribute_not_exists(voidedAt))",
+    )
+    return [item["paymentId"] for item in items]
+
+
+def _process(event: dict[str, Any], record: SQSRecord) -> None:
+    if event["type"] == EventType.PAYMENT_CANCEL_REQUESTED:
+        cancel_payment(event["paymentId"], event.get("reason") or "cancel requested")
+        return
+    errors: list[str] = []
+    for payment_id in _approved_payments_of(event["fundingId"]):
+        try:
+            cancel_payment(payment_id, "campaign reached its goal")
+        except Exception as exc:
+            logger.warning(
+                "could not cancel payment yet", extra={"paymentId": payment_id, "reason": str(exc)}
+            )
+            errors.append(payment_id)
+    if errors:
+        raise RuntimeError(f"{len(errors)} payment(s) not cancelled yet: {', '.join(errors)}")
+
+
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS batch of cancel requests / goal-reached events → partial batch response."""
+    return consume(
+        event,
+        context,
+        _process,
+        accepted={EventType.PAYMENT_CANCEL_REQUESTED, EventType.FUNDING_GOAL_REACHED},
+        logger=logger,
+        metrics=metrics,
+    )
