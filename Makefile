@@ -43,6 +43,9 @@ test: $(STAMP) lint typecheck ## everything CI runs: lint, types, the whole test
 preview: $(STAMP) ## offline preview of STACK (default dev): what `pulumi preview` would create
 	$(PY) -m infra.preview $(STACK)
 
+report: $(STAMP) ## reviewer's report for STACK (BASE=<git ref> adds a diff): report/<stack>.md and .json
+	$(PY) -m infra.report $(STACK) $(if $(BASE),--base $(BASE),)
+
 run: $(STAMP) ## the whole system on the embedded AWS emulator (127.0.0.1)
 	@echo "make run: the embedded emulator is not built yet (issue 9)." >&2; exit 2
 
