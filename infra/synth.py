@@ -219,6 +219,10 @@ class DeclaredResource:
     custom: bool
     id: str = ""
     outputs: dict[str, Any] = field(default_factory=dict, compare=False)
+    state: dict[str, Any] = field(default_factory=dict, compare=False)
+    """What the provider (here: the mocks) returned: the inputs plus computed ids, ARNs, URLs.
+
+    This is the shape a policy pack's stack validation sees (`PolicyResource.props`)."""
 
     @property
     def is_component(self) -> bool:
@@ -257,6 +261,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             provider=provider_ref.rsplit("::", 1)[0] if provider_ref else None,
             custom=bool(request.custom),
             id=response.id or "",
+            state=_plain(self.resources[urn].state) if urn in self.resources else {},
         )
         self.order.append(urn)
         return response
@@ -412,6 +417,7 @@ def synthesize(
             custom=r.custom,
             id=r.id,
             outputs=monitor.registered_outputs.get(r.urn, {}),
+            state=r.state,
         )
         for r in resources
     ]
