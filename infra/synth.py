@@ -282,6 +282,12 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, pulumi.Resource):
         return getattr(value, "_name", repr(value))
+    if isinstance(value, pulumi.FileArchive | pulumi.FileAsset):
+        return {type(value).__name__[0].lower() + type(value).__name__[1:]: str(value.path)}
+    if isinstance(value, pulumi.AssetArchive):
+        return {"assetArchive": {k: _plain(v) for k, v in value.assets.items()}}
+    if isinstance(value, pulumi.StringAsset):
+        return {"stringAsset": value.text}
     return value
 
 
