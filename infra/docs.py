@@ -28,7 +28,11 @@ def render(text: str) -> str:
         if not pattern.search(text):
             raise ValueError(f"README.md has no <!-- generated:{name} --> block")
         block = produce().rstrip("\n") + "\n"
-        text = pattern.sub(lambda m, block=block: m.group(1) + block + m.group(2), text)
+
+        def replace(match: re.Match[str], block: str = block) -> str:
+            return match.group(1) + block + match.group(2)
+
+        text = pattern.sub(replace, text)
     return text
 
 
