@@ -15,11 +15,12 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import Services, router
 from app.auth import SigningKeySource, TokenVerifier, jwks_client_for
-from app.errors import install_error_handlers
+from app.errors import error_response, install_error_handlers
 from app.events import PaymentEventPublisher
 from app.idempotency import IdempotentExecutor
 from app.logs import configure_logging, request_id_var
@@ -36,18 +37,24 @@ access_logger = logging.getLogger("app.access")
 class RequestContextMiddleware:
     """Gives every request an id (the caller's X-Request-Id when sane, else a new one), echoes it in
     the response, exposes it to every log line of the request and writes one access line per request.
+    Also caps the body size, answering 413 in the error envelope.
 
     A plain ASGI middleware: it costs microseconds, unlike BaseHTTPMiddleware.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    def _too_large(self) -> StarletteHTTPException:
+        return StarletteHTTPException(413, f"The request body is larger than {self.max_body_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
@@ -60,8 +67,23 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
+        received = 0
+
+        async def receive_with_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise self._too_large()  # inside the route: rendered by the HTTPException handler
+            return message
+
         try:
-            await self.app(scope, receive, send_with_request_id)
+            declared = headers.get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                response = error_response(413, "payload_too_large", self._too_large().detail)
+                await response(scope, receive, send_with_request_id)
+            else:
+                await self.app(scope, receive_with_limit, send_with_request_id)
         finally:
             route = scope.get("route")
             access_logger.info(
@@ -109,7 +131,6 @@ def create_app(
         title="Crowdfunding API",
         version="1.0.0",
         description="Campaigns and payments (DESIGN §2). Every body is a `{status, payload}` envelope.",
-        max_body_size=MAX_BODY_BYTES,
     )
     application.state.settings = settings
     application.state.services = Services(

@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StrictInt,
     StrictStr,
     StringConstraints,
@@ -86,16 +87,43 @@ UtcDateTime = Annotated[
 ]
 """Any ISO 8601 date-time with a timezone, normalized to UTC; naive values are rejected."""
 Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)]
-Text = Annotated[StrictStr, AfterValidator(_encodable_and_not_blank)]
-Title = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
-Description = Annotated[Text, StringConstraints(min_length=1, max_length=5000)]
+Title = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=200), AfterValidator(_encodable_and_not_blank)
+]
+Description = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=5000), AfterValidator(_encodable_and_not_blank)
+]
 ResourceId = Annotated[StrictStr, StringConstraints(pattern=ID_PATTERN)]
 PaymentMethod = Annotated[
     StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$"), Field(examples=["CARD"])
 ]
-ClientStatus = (
-    Annotated[Text, StringConstraints(max_length=64)] | Annotated[StrictInt, Field(ge=-(2**31), lt=2**31)]
-)
+
+
+def _client_status(value: Any) -> str | int:
+    if isinstance(value, str):
+        if len(value) > 64:
+            raise PydanticCustomError("string_too_long", "String should have at most 64 characters")
+        return _encodable_and_not_blank(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**31) <= value < 2**31:
+            raise PydanticCustomError("less_than", "Integer should be a 32-bit signed number")
+        return value
+    raise PydanticCustomError("client_status_type", "Input should be a string or an integer")
+
+
+ClientStatus = Annotated[
+    str | int,
+    PlainValidator(_client_status),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "maxLength": 64},
+                {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+            ]
+        }
+    ),
+]
+"""The client's own `status` field (DESIGN §2): a short string or a 32-bit integer, stored as given."""
 EnvelopeVersion = Annotated[
     StrictInt, AfterValidator(_must_be_one), WithJsonSchema({"type": "integer", "const": 1})
 ]

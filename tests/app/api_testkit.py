@@ -5,12 +5,16 @@ the tables and the pool.
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jwt import PyJWKClient
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt import PyJWK, PyJWKClient
 from moto.utilities.utils import load_resource
 
 from app.models import to_iso_utc
@@ -83,10 +87,8 @@ class UserPool:
         """Sign a (new) user in; returns the AuthenticationResult (IdToken, AccessToken) and `sub`."""
         username = username or f"user-{uuid.uuid4().hex[:12]}"
         password = "Sup3r-secret!pw"
-        try:
+        with contextlib.suppress(self.cognito.exceptions.UsernameExistsException):
             self.cognito.admin_create_user(UserPoolId=self.pool_id, Username=username)
-        except self.cognito.exceptions.UsernameExistsException:
-            pass
         self.cognito.admin_set_user_password(
             UserPoolId=self.pool_id, Username=username, Password=password, Permanent=True
         )
@@ -130,10 +132,10 @@ def test_settings(tables: dict[str, str], topic_arn: str, pool: UserPool) -> Set
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
-def campaign_body(**overrides: Any) -> dict[str, Any]:
-    """A valid create/replace body: started an hour ago, ending in 30 days."""
+def campaign_body(days: int = 30, **overrides: Any) -> dict[str, Any]:
+    """A valid create/replace body: started an hour ago, lasting `days`."""
     start = datetime.now(UTC) - timedelta(hours=1)
-    end = start + timedelta(days=30)
+    end = start + timedelta(days=days)
     body: dict[str, Any] = {
         "title": "Solar lamps for the village school",
         "description": "Forty lamps, installed by volunteers.",
@@ -142,7 +144,7 @@ def campaign_body(**overrides: Any) -> dict[str, Any]:
         "maxAmount": 500_000,
         "startDate": to_iso_utc(start),
         "endDate": to_iso_utc(end),
-        "duration": 30,
+        "duration": days,
         "status": "ACTIVE",
         "fundingAmount": 0,
     }
@@ -153,3 +155,27 @@ def campaign_body(**overrides: Any) -> dict[str, Any]:
 def payment_body(funding_id: str, amount: int = 10_000, method: str = "CARD") -> dict[str, Any]:
     """A valid POST /api/payments body."""
     return {"status": 1, "payload": {"fundingId": funding_id, "amount": amount, "paymentMethod": method}}
+
+
+def sign_token(claims: dict[str, Any], *, kid: str = "dummy", foreign_key: bool = False) -> str:
+    """A JWT signed with the emulator pool's private key (or a stranger's), for claims moto never issues."""
+    if foreign_key:
+        key: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = PyJWK(load_resource("cognitoidp/resources/jwks-private.json")).key
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+
+
+def claims_for(settings: Settings, sub: str = "user-1", **overrides: Any) -> dict[str, Any]:
+    """Claims of a valid ID token for the app's pool and client."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.issuer,
+        "sub": sub,
+        "aud": settings.cognito_app_client_id,
+        "token_use": "id",
+        "iat": now,
+        "exp": now + 600,
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
