@@ -73,7 +73,6 @@ def _close(campaign: dict[str, Any], now_iso: str) -> dict[str, Any] | None:
         ":open": str(CampaignState.OPEN),
         ":new": str(CampaignState.SUCCEEDED if succeeded else CampaignState.FAILED),
         ":seen": raised,
-        ":zero": 0,
         ":now": now_iso,
     }
     update = "SET #state = :new, closedAt = :now, updatedAt = :now"
