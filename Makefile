@@ -46,8 +46,14 @@ preview: $(STAMP) ## offline preview of STACK (default dev): what `pulumi previe
 report: $(STAMP) ## reviewer's report for STACK (BASE=<git ref> adds a diff): report/<stack>.md and .json
 	$(PY) -m infra.report $(STACK) $(if $(BASE),--base $(BASE),)
 
-run: $(STAMP) ## the whole system on the embedded AWS emulator (127.0.0.1)
-	@echo "make run: the embedded emulator is not built yet (issue 9)." >&2; exit 2
+run: $(STAMP) ## the whole system on the embedded AWS emulator (127.0.0.1), in the foreground
+	$(PY) -m infra.local
+
+token: $(STAMP) ## print a bearer token for USER=<name> on the running local system
+	@$(PY) -m infra.local.token "$(USER)"
+
+demo: $(STAMP) ## a scripted story against the running local system (or one it starts)
+	$(PY) -m infra.local.demo
 
 docs: $(STAMP) ## regenerate README.md's generated sections from the program
 	$(PY) -m infra.docs
