@@ -26,6 +26,7 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 
 _REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _SERVICE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ConfigError(ValueError):
@@ -200,6 +201,95 @@ KEYS: tuple[Key, ...] = (
         "removed from the program. Must be true on a prod stack.",
         "true or false (true when environment is prod)",
     ),
+    Key(
+        "dedicatedKeys",
+        "boolean",
+        False,
+        "Give every topic, queue, table and function log group of the payment chain its own KMS key "
+        "(about $1/month each) instead of the stack's platform key.",
+        "true or false",
+    ),
+    Key(
+        "alertEmail",
+        "string",
+        "",
+        "Address subscribed to the ops-alerts topic (alarms). Empty: no email subscription.",
+        "an email address, or empty",
+        lambda v: v == "" or bool(_EMAIL_PATTERN.match(v)),
+    ),
+    Key(
+        "sesSender",
+        "string",
+        "",
+        "Address the notifier sends email from (an SES identity; AWS emails it a verification link). "
+        "Required by the payment chain on dev and prod stacks; a local stack may leave it empty.",
+        "an email address (empty only when environment is local)",
+        lambda v: v == "" or bool(_EMAIL_PATTERN.match(v)),
+    ),
+    Key(
+        "pgTransientFailureRate",
+        "number",
+        0.0,
+        "Simulated payment gateway: share of calls that fail transiently (retried).",
+        "a number from 0 to 1",
+        lambda v: 0.0 <= v <= 1.0,
+    ),
+    Key(
+        "pgDeclineRate",
+        "number",
+        0.0,
+        "Simulated payment gateway: share of payments declined (a final answer).",
+        "a number from 0 to 1",
+        lambda v: 0.0 <= v <= 1.0,
+    ),
+    Key(
+        "pgLatencyMs",
+        "integer",
+        0,
+        "Simulated payment gateway: added latency per call, in milliseconds.",
+        "a whole number from 0 to 10000",
+        lambda v: 0 <= v <= 10_000,
+    ),
+    Key(
+        "pgSeed",
+        "integer",
+        0,
+        "Simulated payment gateway: seed of its decisions (same seed, same answers).",
+        "a whole number from 0 upwards",
+        lambda v: v >= 0,
+    ),
+    Key(
+        "retryMaxAttempts",
+        "integer",
+        5,
+        "Processing attempts of a payment request before payment_retry gives up (payment.failed).",
+        "a whole number from 1 to 20",
+        lambda v: 1 <= v <= 20,
+    ),
+    Key(
+        "retryBaseDelaySeconds",
+        "integer",
+        30,
+        "First retry delay of payment_retry; doubles per attempt.",
+        "a whole number from 0 to 900",
+        lambda v: 0 <= v <= 900,
+    ),
+    Key(
+        "retryMaxDelaySeconds",
+        "integer",
+        900,
+        "Longest retry delay of payment_retry (SQS allows at most 900).",
+        "a whole number from 0 to 900",
+        lambda v: 0 <= v <= 900,
+    ),
+    Key(
+        "reconcileAfterSeconds",
+        "integer",
+        600,
+        "Age after which the reconciler re-publishes a payment still PENDING.",
+        "a whole number from 60 to 86400",
+        lambda v: 60 <= v <= 86_400,
+    ),
 )
 """Every key the program reads. Add new keys here; `StackConfig` gets a matching field."""
 
@@ -220,6 +310,17 @@ class StackConfig:
     flow_log_retention_days: int
     log_retention_days: int
     deletion_protection: bool
+    dedicated_keys: bool
+    alert_email: str
+    ses_sender: str
+    pg_transient_failure_rate: float
+    pg_decline_rate: float
+    pg_latency_ms: int
+    pg_seed: int
+    retry_max_attempts: int
+    retry_base_delay_seconds: int
+    retry_max_delay_seconds: int
+    reconcile_after_seconds: int
 
     @property
     def is_prod(self) -> bool:
@@ -273,6 +374,11 @@ def parse(stack: str, raw: Mapping[str, str]) -> StackConfig:
             f"{PROJECT}:deletionProtection: {given!r} is not allowed on a prod stack; "
             "allowed: true (production data must be protected from deletion)"
         )
+    if values.get("retry_base_delay_seconds", 0) > values.get("retry_max_delay_seconds", 900):
+        problems.append(
+            f"{PROJECT}:retryBaseDelaySeconds: {values['retry_base_delay_seconds']} is above "
+            f"retryMaxDelaySeconds ({values['retry_max_delay_seconds']}); allowed: at most the maximum delay"
+        )
     if problems:
         raise ConfigError(stack, problems)
     values["interface_endpoints"] = tuple(values["interface_endpoints"])
@@ -302,6 +408,8 @@ def markdown_table() -> str:
         default = "(required)" if key.required else ("(stack name)" if key.default is None else key.default)
         if isinstance(default, bool):
             default = str(default).lower()
+        elif default == "":
+            default = "(empty)"
         elif isinstance(default, list):
             default = json.dumps(default)
         rows.append(f"| `{key.full_name}` | {key.kind} | `{default}` | {key.doc} | {key.allowed} |")
