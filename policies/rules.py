@@ -829,7 +829,12 @@ def _open_rule_problem(
     web_port = from_port == to_port and from_port in PUBLIC_LB_PORTS and protocol.lower() in ("tcp", "6")
     if fronts_load_balancer and web_port:
         return None
-    ports = f"{protocol or '?'} {from_port}-{to_port}"
+    if protocol in ("-1", "all"):
+        ports = "all traffic"
+    elif from_port == to_port:
+        ports = f"{protocol} port {from_port}"
+    else:
+        ports = f"{protocol} ports {from_port}-{to_port}"
     if not fronts_load_balancer:
         fix = (
             "restrict the source to a CIDR or security group you own (only a load balancer's group "
