@@ -124,6 +124,11 @@ class OfflineMocks(pulumi_mocks.Mocks):
             state["endpoint"] = f"cognito-idp.{self.region}.amazonaws.com/{resource_id}"
         elif token == "aws:ecr/repository:Repository":
             state["repositoryUrl"] = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{name}"
+            state["registryId"] = self.account_id
+        elif token == "docker:index/image:Image":
+            # Mocks only record: nothing is built or pushed. The digest stands in for the pushed one.
+            digest = zlib.crc32(str(args.inputs.get("imageName")).encode())
+            state["repoDigest"] = f"{str(args.inputs.get('imageName')).split(':')[0]}@sha256:{digest:064x}"
         elif token == "aws:lambda/function:Function":
             state["invokeArn"] = f"arn:aws:apigateway:{self.region}:lambda:path/functions/{arn}/invocations"
         elif token == "aws:iam/role:Role":
@@ -156,6 +161,16 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 "dnsSuffix": "amazonaws.com",
                 "reverseDnsPrefix": "com.amazonaws",
                 "id": "aws",
+            }, []
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            registry = args.args.get("registryId") or self.account_id
+            return {
+                "authorizationToken": "cHJldmlldzpwcmV2aWV3",
+                "expiresAt": "2000-01-01T00:00:00Z",
+                "password": "preview",
+                "proxyEndpoint": f"https://{registry}.dkr.ecr.{self.region}.amazonaws.com",
+                "userName": "AWS",
+                "id": self.region,
             }, []
         if token == "aws:iam/getPolicyDocument:getPolicyDocument":
             return {"json": policy_document_json(args.args), "id": "policy"}, []
