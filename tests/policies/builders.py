@@ -147,8 +147,9 @@ def assert_breaking_reports(
 ) -> list[Finding]:
     """Break resource `name` and assert `evaluate` reports exactly the `expected` new failures.
 
-    `expected` holds (rule id, resource name) pairs; every new failure's message must name its
-    resource and say how to fix it, and the one on `name` must contain `message_contains`.
+    `expected` holds (rule id, resource name) pairs (a cross-resource rule may fail on another
+    resource than the broken one); every new failure's message must name its resource and say
+    how to fix it, and one of them must contain `message_contains`.
     """
     before = {(f.rule, f.resource_name) for f in failures(evaluate(resources, waivers={}))}
     after = failures(evaluate(break_one(resources, name, mutate), waivers={}))
@@ -156,7 +157,9 @@ def assert_breaking_reports(
     assert {(f.rule, f.resource_name) for f in new} == expected, [f.message for f in new]
     for finding in new:
         assert f" {finding.resource_name}: " in finding.message and "fix:" in finding.message
-    assert any(f.resource_name == name and message_contains in f.message for f in new), [
-        f.message for f in new
-    ]
+    assert any(message_contains in f.message for f in new), [f.message for f in new]
     return new
+
+
+def handler(event: Any, context: Any) -> None:
+    """A stand-in Lambda handler: the messaging example packages this folder as its code."""

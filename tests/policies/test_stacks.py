@@ -1,0 +1,206 @@
+"""Every rule over every resource of every committed stack, and a broken resource shows up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.synth import stack_names
+from policies.adapters import evaluate_synthesis, views_of_synthesis
+from policies.engine import evaluate, failures, summary, unused_waivers
+from policies.rules import RULES, rules_by_id
+from policies.view import ResourceView
+from policies.waivers import WAIVERS
+from tests.conftest import SynthFn
+from tests.policies.builders import assert_breaking_reports
+
+COVERED_TYPES = {t for r in RULES for t in r.types}
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_every_rule_passes_on_every_resource(synth: SynthFn, stack: str) -> None:
+    findings = evaluate_synthesis(synth(stack))
+    assert [f.message for f in failures(findings)] == []
+    assert summary(findings)["passed"] > 0
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_every_covered_resource_was_checked(synth: SynthFn, stack: str) -> None:
+    s = synth(stack)
+    checked = {f.urn for f in evaluate_synthesis(s)}
+    always = {t for r in RULES if r.applies is None for t in r.types}
+    assert [r.name for r in s.cloud_resources if r.type in always and r.urn not in checked] == []
+
+
+def test_every_waiver_names_a_rule_and_gives_a_reason() -> None:
+    for (rule_id, pattern), reason in WAIVERS.items():
+        assert rule_id in rules_by_id(), f"waiver for unknown rule {rule_id}"
+        assert pattern and len(reason.split()) >= 5, f"waiver {rule_id}/{pattern} needs a real reason"
+
+
+def test_no_waiver_is_stale(synth: SynthFn) -> None:
+    findings = [f for stack in stack_names() for f in evaluate_synthesis(synth(stack))]
+    assert unused_waivers(findings) == []
+
+
+# --- a deliberately broken resource must show ------------------------------------------------
+
+MESSAGING_EXAMPLE = "messaging-example"
+SOURCES = [*stack_names(), MESSAGING_EXAMPLE]
+
+
+def _messaging_example() -> None:
+    """The pipeline of components/messaging.py's docstring, as a team would build it."""
+    from components import iam
+    from components.ledger import Table, TableArgs
+    from components.messaging import (
+        Queue,
+        QueueArgs,
+        QueueFunction,
+        QueueFunctionArgs,
+        Topic,
+        TopicArgs,
+        TopicFeed,
+    )
+
+    alerts = Topic("alerts", TopicArgs(publisher_services=["cloudwatch"]))
+    orders = Topic("orders", TopicArgs())
+    shipping = Queue(
+        "shipping",
+        QueueArgs(
+            alarm_topic_arn=alerts.arn,
+            visibility_timeout_seconds=180,
+            subscriptions=[TopicFeed(orders.arn, {"type": ["order.paid"]})],
+        ),
+    )
+    table = Table("shipments", TableArgs(partition_key="orderId"))
+    QueueFunction(
+        "shipper",
+        QueueFunctionArgs(
+            queue=shipping,
+            code=str(Path(__file__).parent),
+            handler="builders.handler",
+            timeout_seconds=30,
+            grants=[iam.dynamodb_read_write(table.arn, table.index_arns), iam.kms_use([table.kms_key_arn])],
+        ),
+    )
+
+
+def _views(synth: SynthFn, source: str) -> list[ResourceView]:
+    if source == MESSAGING_EXAMPLE:
+        return views_of_synthesis(synth(program=_messaging_example))
+    return views_of_synthesis(synth(source))
+
+
+def test_the_messaging_example_passes_every_rule(synth: SynthFn) -> None:
+    findings = evaluate(_views(synth, MESSAGING_EXAMPLE), waivers={})
+    assert [f.message for f in failures(findings)] == []
+    rules_seen = {f.rule for f in findings}
+    assert {"sqs-dead-letter-queue", "sqs-dead-letter-queue-alarm", "sqs-visibility-timeout"} <= rules_seen
+
+
+def _first(views: list[ResourceView], type_token: str, where: Any = None) -> ResourceView | None:
+    return next((v for v in views if v.type == type_token and (where is None or where(v))), None)
+
+
+def test_breaking_the_platform_key_rotation_is_reported(synth: SynthFn) -> None:
+    views = _views(synth, "dev")
+    key = _first(views, "aws:kms/key:Key")
+    assert key is not None
+    assert_breaking_reports(
+        views,
+        key.name,
+        lambda inputs: inputs.update(enableKeyRotation=False),
+        {("kms-key-rotation", key.name)},
+        "automatic rotation is off",
+    )
+
+
+def test_removing_a_log_group_retention_is_reported(synth: SynthFn) -> None:
+    views = _views(synth, "dev")
+    group = _first(views, "aws:cloudwatch/logGroup:LogGroup")
+    assert group is not None
+    assert_breaking_reports(
+        views,
+        group.name,
+        lambda inputs: inputs.pop("retentionInDays"),
+        {("logs-retention", group.name)},
+        "retention_in_days is not set",
+    )
+
+
+def test_widening_a_role_policy_is_reported(synth: SynthFn) -> None:
+    views = _views(synth, "dev")
+    policy = _first(views, "aws:iam/rolePolicy:RolePolicy")
+    assert policy is not None
+
+    def widen(inputs: dict[str, Any]) -> None:
+        document = json.loads(inputs["policy"])
+        document["Statement"][0]["Action"] = "logs:*"
+        inputs["policy"] = json.dumps(document)
+
+    assert_breaking_reports(
+        views, policy.name, widen, {("iam-least-privilege", policy.name)}, "allows logs:*"
+    )
+
+
+def _with_redrive(view: ResourceView) -> bool:
+    return bool(view.inputs.get("redrivePolicy"))
+
+
+@pytest.mark.parametrize("stack", SOURCES)
+def test_removing_a_queues_redrive_policy_is_reported(synth: SynthFn, stack: str) -> None:
+    views = _views(synth, stack)
+    source = _first(views, "aws:sqs/queue:Queue", _with_redrive)
+    if source is None:
+        pytest.skip(f"stack {stack} declares no queue with a redrive policy yet")
+    dlq_arn = json.loads(source.inputs["redrivePolicy"])["deadLetterTargetArn"]
+    dlq = next(v for v in views if v.type == "aws:sqs/queue:Queue" and dlq_arn in v.identities)
+    # The DLQ served only this queue, so it is orphaned too: a queue without a DLQ of its own.
+    expected = {("sqs-dead-letter-queue", source.name), ("sqs-dead-letter-queue", dlq.name)}
+    assert_breaking_reports(
+        views, source.name, lambda inputs: inputs.pop("redrivePolicy"), expected, "no redrive policy"
+    )
+
+
+@pytest.mark.parametrize("stack", SOURCES)
+def test_dropping_batch_item_failures_is_reported(synth: SynthFn, stack: str) -> None:
+    views = _views(synth, stack)
+    mapping = _first(
+        views,
+        "aws:lambda/eventSourceMapping:EventSourceMapping",
+        lambda v: ":sqs:" in str(v.inputs.get("eventSourceArn")),
+    )
+    if mapping is None:
+        pytest.skip(f"stack {stack} declares no SQS event source mapping yet")
+    assert_breaking_reports(
+        views,
+        mapping.name,
+        lambda inputs: inputs.pop("functionResponseTypes"),
+        {("sqs-event-source-batch-failures", mapping.name)},
+        "lacks ReportBatchItemFailures",
+    )
+
+
+@pytest.mark.parametrize("stack", SOURCES)
+def test_silencing_a_dead_letter_alarm_is_reported(synth: SynthFn, stack: str) -> None:
+    views = _views(synth, stack)
+    alarm = _first(
+        views,
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        lambda v: v.inputs.get("metricName") == "ApproximateNumberOfMessagesVisible",
+    )
+    if alarm is None:
+        pytest.skip(f"stack {stack} declares no queue-depth alarm yet")
+    queue_name = alarm.inputs["dimensions"]["QueueName"]
+    queue = next(v for v in views if v.type == "aws:sqs/queue:Queue" and v.physical_name() == queue_name)
+    assert_breaking_reports(
+        views,
+        alarm.name,
+        lambda inputs: inputs.pop("alarmActions"),
+        {("sqs-dead-letter-queue-alarm", queue.name)},
+        f"alarm {alarm.name} watches it but has no enabled alarm_actions",
+    )
