@@ -172,7 +172,7 @@ class Table(Component):
         super().__init__("ledger", "Table", name, args.tags, opts)
         if args.kms_key_arn is None:
             key = EncryptionKey(
-                f"{name}-key",
+                f"{name}-table-key",
                 EncryptionKeyArgs(description=f"DynamoDB table {name}", tags=self.tags),
                 opts=self.child_opts(),
             )

@@ -15,6 +15,7 @@
   (`ReportBatchItemFailures`). Its role holds only the `components.iam.Grant`s you declare
   (each names its actions and resources), plus writing its own logs and consuming its queue.
   It refuses a queue whose visibility timeout is below 6 x the function timeout.
+- `Function`: the same function without a trigger (invoked by other functions).
 - `ScheduledFunction`: a Lambda function on an EventBridge schedule with a retry policy and a
   dead-letter queue (for events EventBridge could not deliver and invocations that failed).
 - `EmailIdentity`: an SES sender identity a function may be granted to send as.
@@ -132,7 +133,7 @@ class Topic(Component):
         facts = account_facts(self)
         if args.kms_key_arn is None:
             kms_key_arn = _own_key(
-                self, f"{name}-key", f"SNS topic {name}", ["sns", "sqs", *args.publisher_services]
+                self, f"{name}-topic-key", f"SNS topic {name}", ["sns", "sqs", *args.publisher_services]
             )
         else:
             kms_key_arn = pulumi.Output.from_input(args.kms_key_arn)
@@ -432,7 +433,7 @@ class Queue(Component):
         if args.kms_key_arn is None:
             services = ["sns"] if args.subscriptions else []
             services += [sender.service for sender in args.senders]
-            kms_key_arn = _own_key(self, f"{name}-key", f"SQS queue {name}", services)
+            kms_key_arn = _own_key(self, f"{name}-queue-key", f"SQS queue {name}", services)
         else:
             kms_key_arn = pulumi.Output.from_input(args.kms_key_arn)
         self.kms_key_arn = kms_key_arn
@@ -820,6 +821,37 @@ def _declare_function(
         opts=component.child_opts(depends_on=[policy, log_group]),
     )
     return _Declared(function=function, role=role, policy=policy, log_group=log_group)
+
+
+class Function(Component):
+    """A Lambda function with no trigger of its own (invoked by other functions or services).
+
+    Same log group and least-privilege role as the triggered kinds. Grant callers
+    `iam.lambda_invoke(fn.function_arn)`. Outputs: `function_name`, `function_arn`, `role_arn`,
+    `log_group_name`.
+    """
+
+    function_name: pulumi.Output[str]
+    function_arn: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: FunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        validate_function_args("Function", name, args)
+        super().__init__("messaging", "Function", name, args.tags, opts)
+        declared = _declare_function(self, name, args)
+        self.function_name = declared.function.name
+        self.function_arn = declared.function.arn
+        self.role_arn = declared.role.arn
+        self.log_group_name = declared.log_group.name
+        self.register_outputs(
+            {
+                "function_name": self.function_name,
+                "function_arn": self.function_arn,
+                "role_arn": self.role_arn,
+                "log_group_name": self.log_group_name,
+            }
+        )
 
 
 class QueueFunction(Component):

@@ -10,6 +10,7 @@ import pulumi_aws as aws
 from components.encryption import EncryptionKey, EncryptionKeyArgs
 from components.network import Network, NetworkArgs
 from infra.config import PROJECT, ConfigError, StackConfig, load
+from infra.payment_chain import PaymentChain, chain_problems, declare_payment_chain
 
 
 def base_tags(cfg: StackConfig) -> dict[str, str]:
@@ -25,10 +26,13 @@ class Platform:
     provider: aws.Provider
     key: EncryptionKey
     network: Network
+    payment_chain: PaymentChain
 
 
 def build(cfg: StackConfig) -> Platform:
     """Declare every resource of the stack for a validated config."""
+    if problems := chain_problems(cfg):
+        raise ConfigError(cfg.stack, problems)
     provider = aws.Provider(
         "aws",
         region=cfg.region,
@@ -67,7 +71,8 @@ def build(cfg: StackConfig) -> Platform:
     pulumi.export("vpcId", network.vpc_id)
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("publicSubnetIds", network.public_subnet_ids)
-    return Platform(config=cfg, provider=provider, key=key, network=network)
+    payment_chain = declare_payment_chain(cfg, platform_key_arn=key.key_arn, opts=opts)
+    return Platform(config=cfg, provider=provider, key=key, network=network, payment_chain=payment_chain)
 
 
 def main() -> None:

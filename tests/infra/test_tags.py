@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import keyword
 from functools import cache
 
 import pytest
@@ -20,7 +21,10 @@ def is_taggable(type_token: str) -> bool:
     package, module_path, class_name = type_token.split(":")
     if package != "aws":
         return False
-    module = importlib.import_module(f"pulumi_aws.{module_path.split('/')[0]}")
+    module_name = module_path.split("/")[0]
+    if keyword.iskeyword(module_name):  # `lambda` is `pulumi_aws.lambda_` in Python
+        module_name += "_"
+    module = importlib.import_module(f"pulumi_aws.{module_name}")
     resource_class = getattr(module, class_name)
     return "tags" in inspect.signature(resource_class._internal_init).parameters
 
@@ -28,6 +32,7 @@ def is_taggable(type_token: str) -> bool:
 def test_taggability_is_read_from_the_sdk() -> None:
     assert is_taggable("aws:ec2/vpc:Vpc")
     assert not is_taggable("aws:ec2/route:Route")
+    assert is_taggable("aws:lambda/function:Function")
 
 
 @pytest.mark.parametrize("stack", stack_names())

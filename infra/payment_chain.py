@@ -1,0 +1,580 @@
+"""The payment chain of DESIGN §1, composed from `components/messaging.py` and `components/ledger.py`.
+
+Nothing here is a second hand-written list of what the functions need:
+- tables come from `contract.TABLES` (keys, indexes, TTL);
+- each topic-fed queue's subscriptions and filters come from `contract.CONSUMERS`;
+- each function's environment is exactly the `ENVIRONMENT` + `OPTIONAL_ENVIRONMENT` its module
+  declares, every name resolved through ONE table (`ENVIRONMENT_SOURCES`), and its grants are
+  derived from the same table (a table name → read/write that table, a topic ARN → publish, a
+  queue URL → send, a function name → invoke, the SES sender → send as it), plus the KMS keys
+  of those resources. A name the table does not know stops the program at declaration.
+
+The stack decides the keys: the platform key everywhere (dev: one $1/month key, not thirty) or,
+with `dedicatedKeys`, the components' own key per resource (their secure default).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pulumi
+
+from components import iam
+from components.ledger import Table
+from components.messaging import (
+    EmailIdentity,
+    EmailIdentityArgs,
+    Function,
+    FunctionArgs,
+    Queue,
+    QueueArgs,
+    QueueFunction,
+    QueueFunctionArgs,
+    ScheduledFunction,
+    ScheduledFunctionArgs,
+    Topic,
+    TopicArgs,
+    TopicFeed,
+)
+from infra.config import PROJECT, ConfigError, StackConfig
+from infra.data import declare_tables
+from lambdas import packaging
+from lambdas.shared import contract
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = REPO_ROOT / "build" / "lambda"
+"""Where the function archives are written (gitignored)."""
+ARCHITECTURE: Literal["arm64", "x86_64"] = "arm64"
+"""Graviton: about 20% cheaper per GB-second; the Powertools layer ARN matches it."""
+OPS_ALERTS = "ops-alerts"
+LOCAL_SES_SENDER = f"notifications@{PROJECT}.local"
+"""The sender of a local (emulated) stack that sets no `sesSender`."""
+
+
+# --- per-function settings -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """Sizing and trigger settings of one function (queue visibility is derived: 6 x timeout)."""
+
+    timeout_seconds: int
+    memory_mb: int = 256
+    batch_size: int = 10
+    batching_window_seconds: int = 0
+    maximum_concurrency: int | None = None
+    schedule: str | None = None
+
+
+FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
+    # Invoked synchronously by the functions that talk to the gateway.
+    "pg_gateway": FunctionSettings(timeout_seconds=10),
+    # Gateway calls per payment; capped so a burst does not overrun the gateway.
+    "payment_processor": FunctionSettings(timeout_seconds=30, maximum_concurrency=10),
+    "payment_retry": FunctionSettings(timeout_seconds=30, maximum_concurrency=5),
+    # A 1 s window lets a hot campaign's payments aggregate into one update per batch.
+    "funding_update": FunctionSettings(timeout_seconds=30, batching_window_seconds=1, maximum_concurrency=10),
+    "transaction_check": FunctionSettings(timeout_seconds=60, maximum_concurrency=5),
+    "ledger_recorder": FunctionSettings(timeout_seconds=30, batch_size=25, batching_window_seconds=1),
+    "notifier": FunctionSettings(timeout_seconds=30, maximum_concurrency=5),
+    "campaign_closer": FunctionSettings(timeout_seconds=300, memory_mb=512, schedule="rate(5 minutes)"),
+    "reconciler": FunctionSettings(timeout_seconds=60, schedule="rate(5 minutes)"),
+}
+
+DEAD_LETTER_CONSUMERS: dict[str, str] = {"payment_retry": "payment-processing"}
+"""Functions that consume a queue's dead-letter queue (function → source queue)."""
+INVOKED_ONLY: tuple[str, ...] = ("pg_gateway",)
+"""Functions with no trigger: other functions invoke them."""
+
+
+# --- where each environment variable comes from ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class FromTable:
+    """The table's name; grants read/write on it and its indexes."""
+
+    logical_name: str
+
+
+@dataclass(frozen=True)
+class FromTopic:
+    """The topic's ARN; grants publish."""
+
+    topic: str
+
+
+@dataclass(frozen=True)
+class FromQueue:
+    """The queue's URL; grants send."""
+
+    queue: str
+
+
+@dataclass(frozen=True)
+class FromFunction:
+    """The function's name; grants invoke."""
+
+    function: str
+
+
+@dataclass(frozen=True)
+class FromConfig:
+    """A stack config value (`key` names it for readers); grants nothing."""
+
+    key: str
+    read: Callable[[StackConfig], str]
+
+
+@dataclass(frozen=True)
+class FromSender:
+    """The SES sender address; grants sending as that identity."""
+
+
+@dataclass(frozen=True)
+class FromUserPool:
+    """The Cognito user pool id, when the stack passes one; grants listing its users."""
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A fixed value; grants nothing."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class OwnName:
+    """The function's own (module) name; grants nothing."""
+
+
+Source = (
+    FromTable
+    | FromTopic
+    | FromQueue
+    | FromFunction
+    | FromConfig
+    | FromSender
+    | FromUserPool
+    | Constant
+    | OwnName
+)
+
+ENVIRONMENT_SOURCES: dict[str, Source] = {
+    **{spec.env_var: FromTable(spec.logical_name) for spec in contract.TABLES},
+    contract.ENV_PAYMENTS_TOPIC_ARN: FromTopic(contract.Topic.PAYMENTS.value),
+    contract.ENV_FUNDING_TARGET_TOPIC_ARN: FromTopic(contract.Topic.FUNDING_TARGET.value),
+    contract.ENV_PAYMENT_PROCESSING_QUEUE_URL: FromQueue("payment-processing"),
+    contract.ENV_PG_GATEWAY_FUNCTION: FromFunction("pg_gateway"),
+    contract.ENV_PG_TRANSIENT_FAILURE_RATE: FromConfig(
+        "pgTransientFailureRate", lambda cfg: str(cfg.pg_transient_failure_rate)
+    ),
+    contract.ENV_PG_DECLINE_RATE: FromConfig("pgDeclineRate", lambda cfg: str(cfg.pg_decline_rate)),
+    contract.ENV_PG_LATENCY_MS: FromConfig("pgLatencyMs", lambda cfg: str(cfg.pg_latency_ms)),
+    contract.ENV_PG_SEED: FromConfig("pgSeed", lambda cfg: str(cfg.pg_seed)),
+    contract.ENV_RETRY_MAX_ATTEMPTS: FromConfig("retryMaxAttempts", lambda cfg: str(cfg.retry_max_attempts)),
+    contract.ENV_RETRY_BASE_DELAY_SECONDS: FromConfig(
+        "retryBaseDelaySeconds", lambda cfg: str(cfg.retry_base_delay_seconds)
+    ),
+    contract.ENV_RETRY_MAX_DELAY_SECONDS: FromConfig(
+        "retryMaxDelaySeconds", lambda cfg: str(cfg.retry_max_delay_seconds)
+    ),
+    contract.ENV_RECONCILE_AFTER_SECONDS: FromConfig(
+        "reconcileAfterSeconds", lambda cfg: str(cfg.reconcile_after_seconds)
+    ),
+    contract.ENV_SES_SENDER: FromSender(),
+    contract.ENV_COGNITO_USER_POOL_ID: FromUserPool(),
+    "POWERTOOLS_SERVICE_NAME": OwnName(),
+    "POWERTOOLS_METRICS_NAMESPACE": Constant(contract.METRICS_NAMESPACE),
+}
+"""Every environment variable a function may declare → where its value comes from."""
+
+RUNTIME_ENVIRONMENT: tuple[str, ...] = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")
+"""Set on every function besides what its module declares: they configure the Powertools layer
+(service name and metrics namespace of anything it logs or emits on its own)."""
+
+
+def contract_environment_names() -> list[str]:
+    """Every environment variable name the contract defines (tables' and `ENV_*`)."""
+    names = {spec.env_var for spec in contract.TABLES}
+    names |= {
+        value for key, value in vars(contract).items() if key.startswith("ENV_") and isinstance(value, str)
+    }
+    return sorted(names)
+
+
+@contextmanager
+def _placeholder_environment(names: list[str]) -> Iterator[None]:
+    added = [name for name in names if not os.environ.get(name)]
+    for name in added:
+        os.environ[name] = f"<{name}>"
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def declared_environment(function: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(ENVIRONMENT, OPTIONAL_ENVIRONMENT) of `lambdas/<function>.py`.
+
+    The modules check their required environment at import (a cold start fails fast), so they
+    are imported with a placeholder for every name the contract defines.
+    """
+    with _placeholder_environment(contract_environment_names()):
+        module = importlib.import_module(f"lambdas.{function}")
+    return tuple(module.ENVIRONMENT), tuple(module.OPTIONAL_ENVIRONMENT)
+
+
+# --- what the layer declares -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserPoolRef:
+    """A Cognito user pool the notifier may look addresses up in."""
+
+    id: pulumi.Input[str]
+    arn: pulumi.Input[str]
+
+
+AnyFunction = Function | QueueFunction | ScheduledFunction
+
+
+@dataclass
+class PaymentChain:
+    """What the payment chain declared, for the API layer, observability and tests."""
+
+    tables: dict[str, Table]
+    topics: dict[str, Topic]
+    queues: dict[str, Queue]
+    functions: dict[str, AnyFunction]
+    sender: EmailIdentity
+    environments: dict[str, dict[str, pulumi.Input[str]]] = field(default_factory=dict)
+
+    @property
+    def fundings_table(self) -> Table:
+        """Campaigns."""
+        return self.tables[contract.FUNDINGS_TABLE.logical_name]
+
+    @property
+    def payments_table(self) -> Table:
+        """Payments."""
+        return self.tables[contract.PAYMENTS_TABLE.logical_name]
+
+    @property
+    def idempotency_table(self) -> Table:
+        """Powertools idempotency records, shared with the API."""
+        return self.tables[contract.IDEMPOTENCY_TABLE.logical_name]
+
+    @property
+    def payments_topic(self) -> Topic:
+        """Where the API publishes payment.requested."""
+        return self.topics[contract.Topic.PAYMENTS.value]
+
+    @property
+    def alerts_topic(self) -> Topic:
+        """ops-alerts: every alarm's action."""
+        return self.topics[OPS_ALERTS]
+
+
+def chain_problems(cfg: StackConfig) -> list[str]:
+    """Config the payment chain cannot run without (checked before anything is declared)."""
+    if not cfg.ses_sender and cfg.environment != "local":
+        return [
+            f"{PROJECT}:sesSender: required on a {cfg.environment} stack; allowed: an email address "
+            "the notifier sends from (SES verifies it)"
+        ]
+    return []
+
+
+def subscription_filter(consumer: contract.Consumer, topic: contract.Topic) -> dict[str, list[str]] | None:
+    """The filter of a consumer's subscription to `topic`; None when it takes every event of it."""
+    events = consumer.events_on(topic)
+    everything = [event for event, on in contract.TOPIC_OF_EVENT.items() if on is topic]
+    if set(events) == set(everything):
+        return None
+    return {"type": [str(event) for event in events]}
+
+
+def declaration_order(functions: list[str]) -> list[str]:
+    """Functions in an order where every invoked function comes before its callers."""
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in ordered:
+            return
+        if name in path:
+            raise ValueError(f"functions invoke each other in a cycle: {' -> '.join((*path, name))}")
+        required, optional = declared_environment(name)
+        for var in (*required, *optional):
+            source = ENVIRONMENT_SOURCES.get(var)
+            if isinstance(source, FromFunction):
+                visit(source.function, (*path, name))
+        ordered.append(name)
+
+    for name in functions:
+        visit(name, ())
+    return ordered
+
+
+@dataclass
+class _Resolved:
+    environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    grants: list[iam.Grant] = field(default_factory=list)
+    keys: list[pulumi.Output[str]] = field(default_factory=list)
+
+    def add_key(self, key: pulumi.Output[str]) -> None:
+        if not any(key is known for known in self.keys):
+            self.keys.append(key)
+
+
+def _label(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+class _Builder:
+    def __init__(
+        self,
+        cfg: StackConfig,
+        tables: dict[str, Table],
+        topics: dict[str, Topic],
+        queues: dict[str, Queue],
+        sender: EmailIdentity,
+        user_pool: UserPoolRef | None,
+    ) -> None:
+        self.cfg = cfg
+        self.tables = tables
+        self.topics = topics
+        self.queues = queues
+        self.sender = sender
+        self.user_pool = user_pool
+        self.functions: dict[str, AnyFunction] = {}
+
+    def resolve(self, function: str) -> _Resolved:
+        """The environment and grants of one function, from its module's declaration."""
+        required, optional = declared_environment(function)
+        resolved = _Resolved()
+        for var in (*required, *optional, *RUNTIME_ENVIRONMENT):
+            if var in resolved.environment:
+                continue
+            source = ENVIRONMENT_SOURCES.get(var)
+            if source is None:
+                raise ValueError(
+                    f"function {function} declares environment variable {var}, which "
+                    "infra/payment_chain.py ENVIRONMENT_SOURCES does not map; allowed: "
+                    f"{', '.join(sorted(ENVIRONMENT_SOURCES))} (add a row for a new one)"
+                )
+            value = self._provide(function, var, source, resolved)
+            if value is None:
+                if var in required:
+                    raise ValueError(f"function {function} requires {var}, which this stack does not provide")
+                continue
+            resolved.environment[var] = value
+        if resolved.keys:
+            resolved.grants.append(iam.kms_use(resolved.keys, label="Resources"))
+        return resolved
+
+    def _provide(self, function: str, var: str, source: Source, into: _Resolved) -> pulumi.Input[str] | None:
+        if isinstance(source, FromTable):
+            table = self.tables[source.logical_name]
+            into.grants.append(
+                iam.dynamodb_read_write(table.arn, table.index_arns, label=_label(source.logical_name))
+            )
+            into.add_key(table.kms_key_arn)
+            return table.name
+        if isinstance(source, FromTopic):
+            topic = self.topics[source.topic]
+            into.grants.append(iam.sns_publish(topic.arn, label=_label(source.topic)))
+            into.add_key(topic.kms_key_arn)
+            return topic.arn
+        if isinstance(source, FromQueue):
+            queue = self.queues[source.queue]
+            into.grants.append(iam.sqs_send(queue.arn, label=_label(source.queue)))
+            into.add_key(queue.kms_key_arn)
+            return queue.url
+        if isinstance(source, FromFunction):
+            target = self.functions.get(source.function)
+            if target is None:
+                raise ValueError(f"function {function} needs {source.function} ({var}) declared first")
+            into.grants.append(iam.lambda_invoke(target.function_arn, label=_label(source.function)))
+            return target.function_name
+        if isinstance(source, FromConfig):
+            return source.read(self.cfg)
+        if isinstance(source, FromSender):
+            into.grants.append(self.sender.send_grant())
+            return self.sender.email
+        if isinstance(source, FromUserPool):
+            if self.user_pool is None:
+                return None
+            into.grants.append(
+                iam.Grant("CognitoListUsers", ("cognito-idp:ListUsers",), (self.user_pool.arn,))
+            )
+            return self.user_pool.id
+        if isinstance(source, Constant):
+            return source.value
+        return function  # OwnName
+
+
+def _function_args(
+    cfg: StackConfig, function: str, resolved: _Resolved, log_key: pulumi.Input[str] | None
+) -> FunctionArgs:
+    """The packaged archive, runtime, sizing, environment and grants of one function."""
+    settings = FUNCTION_SETTINGS[function]
+    return FunctionArgs(
+        code=str(packaging.build_archive(function, BUILD_DIR)),
+        handler=packaging.handler_of(function),
+        runtime=packaging.RUNTIME,
+        architecture=ARCHITECTURE,
+        timeout_seconds=settings.timeout_seconds,
+        memory_mb=settings.memory_mb,
+        environment=resolved.environment,
+        layers=[packaging.powertools_layer_arn(cfg.region, ARCHITECTURE)],
+        grants=resolved.grants,
+        log_retention_days=cfg.log_retention_days,
+        log_kms_key_arn=log_key,
+        description=f"{PROJECT} {function}",
+    )
+
+
+def queue_visibility(function: str) -> int:
+    """A consumed queue's visibility timeout: 6 x its consumer's timeout (AWS guidance)."""
+    return 6 * FUNCTION_SETTINGS[function].timeout_seconds
+
+
+def declare_payment_chain(
+    cfg: StackConfig,
+    *,
+    platform_key_arn: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+    user_pool: UserPoolRef | None = None,
+) -> PaymentChain:
+    """Declare topics, queues, subscriptions, tables and the nine functions of DESIGN §1."""
+    problems = chain_problems(cfg)
+    if problems:
+        raise ConfigError(cfg.stack, problems)
+    key: pulumi.Input[str] | None = None if cfg.dedicated_keys else platform_key_arn
+
+    tables = declare_tables(kms_key_arn=key, deletion_protection=cfg.deletion_protection, opts=opts)
+    alerts = Topic(
+        OPS_ALERTS,
+        TopicArgs(
+            kms_key_arn=key,
+            publisher_services=["cloudwatch"],
+            email_subscriptions=[cfg.alert_email] if cfg.alert_email else [],
+        ),
+        opts=opts,
+    )
+    topics: dict[str, Topic] = {OPS_ALERTS: alerts}
+    for topic in contract.Topic:
+        topics[topic.value] = Topic(topic.value, TopicArgs(kms_key_arn=key), opts=opts)
+
+    queues: dict[str, Queue] = {}
+    dead_letter_visibility = {source: queue_visibility(fn) for fn, source in DEAD_LETTER_CONSUMERS.items()}
+    for consumer in contract.CONSUMERS:
+        queues[consumer.queue] = Queue(
+            consumer.queue,
+            QueueArgs(
+                alarm_topic_arn=alerts.arn,
+                visibility_timeout_seconds=queue_visibility(consumer.function),
+                dead_letter_visibility_timeout_seconds=dead_letter_visibility.get(consumer.queue),
+                kms_key_arn=key,
+                subscriptions=[
+                    TopicFeed(
+                        topics[topic.value].arn,
+                        filter_policy=subscription_filter(consumer, topic),
+                        name=topic.value,
+                    )
+                    for topic in consumer.topics()
+                ],
+            ),
+            opts=opts,
+        )
+
+    sender = EmailIdentity(
+        "notifications-sender", EmailIdentityArgs(email=cfg.ses_sender or LOCAL_SES_SENDER), opts=opts
+    )
+    builder = _Builder(cfg, tables, topics, queues, sender, user_pool)
+    consumers = {consumer.function: consumer for consumer in contract.CONSUMERS}
+    environments: dict[str, dict[str, pulumi.Input[str]]] = {}
+    for function in declaration_order(list(packaging.FUNCTIONS)):
+        if function not in FUNCTION_SETTINGS:
+            raise ValueError(f"function {function} has no FUNCTION_SETTINGS entry in infra/payment_chain.py")
+        resolved = builder.resolve(function)
+        environments[function] = resolved.environment
+        args = _function_args(cfg, function, resolved, key)
+        settings = FUNCTION_SETTINGS[function]
+        component_name = function.replace("_", "-")
+        declared: AnyFunction
+        if function in consumers or function in DEAD_LETTER_CONSUMERS:
+            if function in consumers:
+                consumed = queues[consumers[function].queue].ref
+            else:
+                dead_letter = queues[DEAD_LETTER_CONSUMERS[function]].dead_letter
+                assert dead_letter is not None, "every chain queue has a dead-letter queue"
+                consumed = dead_letter
+            declared = QueueFunction(
+                component_name,
+                QueueFunctionArgs(
+                    **vars(args),
+                    queue=consumed,
+                    batch_size=settings.batch_size,
+                    batching_window_seconds=settings.batching_window_seconds,
+                    maximum_concurrency=settings.maximum_concurrency,
+                ),
+                opts=opts,
+            )
+        elif settings.schedule is not None:
+            declared = ScheduledFunction(
+                component_name,
+                ScheduledFunctionArgs(
+                    **vars(args),
+                    schedule_expression=settings.schedule,
+                    alarm_topic_arn=alerts.arn,
+                    dead_letter_kms_key_arn=key,
+                ),
+                opts=opts,
+            )
+        elif function in INVOKED_ONLY:
+            declared = Function(component_name, args, opts=opts)
+        else:
+            raise ValueError(
+                f"function {function} has no trigger: add it to contract.CONSUMERS, "
+                "DEAD_LETTER_CONSUMERS, a FUNCTION_SETTINGS schedule or INVOKED_ONLY"
+            )
+        builder.functions[function] = declared
+
+    chain = PaymentChain(
+        tables=tables,
+        topics=topics,
+        queues=queues,
+        functions=builder.functions,
+        sender=sender,
+        environments=environments,
+    )
+    _export(chain)
+    return chain
+
+
+def _camel(name: str) -> str:
+    label = _label(name)
+    return label[:1].lower() + label[1:]
+
+
+def _export(chain: PaymentChain) -> None:
+    for name, table in chain.tables.items():
+        pulumi.export(f"{_camel(name)}TableName", table.name)
+    for name, topic in chain.topics.items():
+        pulumi.export(f"{_camel(name)}TopicArn", topic.arn)
+    for name, queue in chain.queues.items():
+        pulumi.export(f"{_camel(name)}QueueUrl", queue.url)
+        if queue.dead_letter is not None:
+            pulumi.export(f"{_camel(name)}DeadLetterQueueUrl", queue.dead_letter.url)
+    pulumi.export(
+        "functionNames", {name: function.function_name for name, function in chain.functions.items()}
+    )
