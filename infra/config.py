@@ -290,6 +290,24 @@ KEYS: tuple[Key, ...] = (
         "a whole number from 60 to 86400",
         lambda v: 60 <= v <= 86_400,
     ),
+    Key(
+        "loadApiRequestsPerMonth",
+        "integer",
+        1_000_000,
+        "Stated load for the reviewer's report (`make report`): API requests per month the cost "
+        "estimate prices beside the idle figure. Not read by the deployed program.",
+        "a whole number from 0 upwards",
+        lambda v: v >= 0,
+    ),
+    Key(
+        "loadPaymentsPerMonth",
+        "integer",
+        10_000,
+        "Stated load for the reviewer's report: payments per month (each drives the event chain: "
+        "topics, queues, functions, tables). Not read by the deployed program.",
+        "a whole number from 0 upwards",
+        lambda v: v >= 0,
+    ),
 )
 """Every key the program reads. Add new keys here; `StackConfig` gets a matching field."""
 
@@ -321,6 +339,8 @@ class StackConfig:
     retry_base_delay_seconds: int
     retry_max_delay_seconds: int
     reconcile_after_seconds: int
+    load_api_requests_per_month: int
+    load_payments_per_month: int
 
     @property
     def is_prod(self) -> bool:
