@@ -69,12 +69,13 @@ class Grant:
             raise ValueError(f"Grant {self.sid}: any_resource=True needs resources=('*',)")
 
     def statement(self) -> dict[str, Any]:
-        """The IAM statement (resources may still be outputs; render with `policy_document`)."""
+        """The IAM statement; `Resource` is an output (render with `policy_document`)."""
         rendered: dict[str, Any] = {
             "Sid": self.sid,
             "Effect": "Allow",
             "Action": sorted(set(self.actions)),
-            "Resource": list(self.resources),
+            # Resolved and de-duplicated in order: callers may pass the same key or ARN twice.
+            "Resource": pulumi.Output.all(*self.resources).apply(lambda arns: list(dict.fromkeys(arns))),
         }
         if self.conditions:
             rendered["Condition"] = {test: dict(body) for test, body in self.conditions.items()}

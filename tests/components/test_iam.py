@@ -91,3 +91,10 @@ def test_policy_needs_grants_with_distinct_sids() -> None:
     with pytest.raises(ValueError, match=r"sids repeat: \['SQSConsumeQueue'\]"):
         policy_document([sqs_consume("arn:a"), sqs_consume("arn:b")])
     assert kms_use(["arn:k"]).actions == ("kms:Decrypt", "kms:GenerateDataKey")
+
+
+def test_a_resource_named_twice_appears_once(synth: SynthFn) -> None:
+    key = "arn:aws:kms:ap-northeast-2:123456789012:key/shared"
+    shared = pulumi.Output.from_input(key)
+    (statement,) = render(synth, [kms_use([key, shared, "arn:other"])])["Statement"]
+    assert statement["Resource"] == [key, "arn:other"]
