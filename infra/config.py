@@ -25,6 +25,12 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 """The retention periods CloudWatch Logs accepts."""
 
 _REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_ACM_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
+_IMAGE_URI_PATTERN = re.compile(
+    r"^[a-z0-9][a-z0-9.-]*(:\d+)?/[a-z0-9._/-]+(:\w[\w.-]{0,127}|@sha256:[0-9a-f]{64})$"
+)
+FARGATE_CPU_UNITS = (256, 512, 1024, 2048, 4096, 8192, 16384)
+MFA_MODES = ("OFF", "OPTIONAL", "ON")
 _SERVICE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -308,6 +314,95 @@ KEYS: tuple[Key, ...] = (
         "a whole number from 0 upwards",
         lambda v: v >= 0,
     ),
+    Key(
+        "apiCpu",
+        "integer",
+        256,
+        "CPU units of one API task (1024 = one vCPU).",
+        "one of " + ", ".join(map(str, FARGATE_CPU_UNITS)),
+        lambda v: v in FARGATE_CPU_UNITS,
+    ),
+    Key(
+        "apiMemoryMb",
+        "integer",
+        512,
+        "Memory (MiB) of one API task; Fargate allows only certain sizes per apiCpu.",
+        "a Fargate size for apiCpu (256: 512, 1024, 2048; 512: 1024 to 4096; 1024: 2048 to 8192; …)",
+        lambda v: 512 <= v <= 122_880,
+    ),
+    Key(
+        "apiDesiredCount",
+        "integer",
+        1,
+        "API tasks at first deployment; autoscaling owns the count afterwards.",
+        "a whole number from apiMinCount to apiMaxCount",
+        lambda v: 1 <= v <= 100,
+    ),
+    Key(
+        "apiMinCount",
+        "integer",
+        1,
+        "Fewest API tasks autoscaling keeps. Must be at least 2 on a prod stack (spread across AZs).",
+        "a whole number from 1 to 100 (2 or more when environment is prod)",
+        lambda v: 1 <= v <= 100,
+    ),
+    Key(
+        "apiMaxCount",
+        "integer",
+        2,
+        "Most API tasks autoscaling starts (on CPU or requests per task).",
+        "a whole number from 1 to 100, at least apiMinCount",
+        lambda v: 1 <= v <= 100,
+    ),
+    Key(
+        "apiImageUri",
+        "string",
+        "",
+        "Deploy this prebuilt API image (e.g. the pipeline's `<repository>:<commit>`) instead of "
+        "building app/Dockerfile. Empty: build from the working tree, tagged by content.",
+        "empty, or an image reference <registry>/<repository>:<tag> or @sha256:<digest>",
+        lambda v: v == "" or bool(_IMAGE_URI_PATTERN.match(v)),
+    ),
+    Key(
+        "certificateArn",
+        "string",
+        "",
+        "ACM certificate of the API's HTTPS listener (HTTP redirects to it). Empty: plain HTTP with "
+        "a warning (development only).",
+        "empty, or arn:aws:acm:<region>:<account>:certificate/<id>",
+        lambda v: v == "" or bool(_ACM_ARN_PATTERN.match(v)),
+    ),
+    Key(
+        "wafEnabled",
+        "boolean",
+        False,
+        "Put a WAF (AWS managed rules and a per-IP rate limit) in front of the API's load balancer.",
+        "true or false",
+    ),
+    Key(
+        "wafRateLimit",
+        "integer",
+        1000,
+        "Requests one client IP may send per 5 minutes before the WAF blocks it.",
+        "a whole number from 10 to 2000000000",
+        lambda v: 10 <= v <= 2_000_000_000,
+    ),
+    Key(
+        "userPoolMfa",
+        "string",
+        "OPTIONAL",
+        "Multi-factor authentication of the API's user pool (TOTP).",
+        "one of " + ", ".join(MFA_MODES),
+        lambda v: v in MFA_MODES,
+    ),
+    Key(
+        "userPoolPasswordAuth",
+        "boolean",
+        False,
+        "Let the user pool's client sign in with USER_PASSWORD_AUTH (the local token helper needs "
+        "it); otherwise SRP only.",
+        "true or false",
+    ),
 )
 """Every key the program reads. Add new keys here; `StackConfig` gets a matching field."""
 
@@ -341,6 +436,17 @@ class StackConfig:
     reconcile_after_seconds: int
     load_api_requests_per_month: int
     load_payments_per_month: int
+    api_cpu: int
+    api_memory_mb: int
+    api_desired_count: int
+    api_min_count: int
+    api_max_count: int
+    api_image_uri: str
+    certificate_arn: str
+    waf_enabled: bool
+    waf_rate_limit: int
+    user_pool_mfa: str
+    user_pool_password_auth: bool
 
     @property
     def is_prod(self) -> bool:
