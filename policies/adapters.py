@@ -6,7 +6,7 @@ Anything shaped like `infra.synth.DeclaredResource` (type, name, urn, inputs, st
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from policies.engine import Finding, Waivers, evaluate
@@ -33,8 +33,15 @@ class HasCloudResources(Protocol):
 
 
 def view_of_declared(resource: Declared) -> ResourceView:
-    """One declared resource as a rule sees it (inputs, plus the mocks' computed state)."""
-    state: Mapping[str, Any] = getattr(resource, "state", None) or {}
+    """One declared resource as a rule sees it (inputs, plus the mocks' computed state).
+
+    The engine's resource id (what `resource.id` resolves to in the program, e.g. `sg-…`) wins
+    over an `id` in the state, so references by id match.
+    """
+    state: dict[str, Any] = dict(getattr(resource, "state", None) or {})
+    resource_id = getattr(resource, "id", "")
+    if resource_id:
+        state["id"] = resource_id
     return ResourceView(resource.type, resource.name, resource.urn, resource.inputs, state)
 
 

@@ -581,7 +581,7 @@ def sqs_visibility_timeout(mapping: ResourceView, stack: StackIndex) -> list[str
 
 @rule(
     "lambda-settings",
-    f"Lambda functions set timeout and memory and run Python {', '.join(ALLOWED_LAMBDA_RUNTIMES)}.",
+    f"Lambda functions set timeout and memory and run one of {', '.join(ALLOWED_LAMBDA_RUNTIMES)}.",
     FUNCTION,
 )
 def lambda_settings(function: ResourceView, stack: StackIndex) -> list[str]:
@@ -817,6 +817,11 @@ def _load_balancer_groups(stack: StackIndex) -> set[str]:
     return groups
 
 
+def _port(value: Any) -> Any:
+    """Ports as whole numbers (the engine hands numbers over as floats)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _open_rule_problem(
     ingress: Mapping[str, Any], fronts_load_balancer: bool, where: str, cidr_keys: tuple[str, ...]
 ) -> str | None:
@@ -825,7 +830,7 @@ def _open_rule_problem(
     if not open_cidrs:
         return None
     protocol = str(ingress.get("protocol") or ingress.get("ipProtocol") or "")
-    from_port, to_port = ingress.get("fromPort"), ingress.get("toPort")
+    from_port, to_port = _port(ingress.get("fromPort")), _port(ingress.get("toPort"))
     web_port = from_port == to_port and from_port in PUBLIC_LB_PORTS and protocol.lower() in ("tcp", "6")
     if fronts_load_balancer and web_port:
         return None

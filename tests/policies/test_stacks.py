@@ -89,6 +89,69 @@ def _messaging_example() -> None:
     )
 
 
+def _web_example() -> None:
+    """components/web_service.py's WebService with a prebuilt image (nothing is built)."""
+    from components.web_service import WebService, WebServiceArgs
+
+    WebService(
+        "web",
+        WebServiceArgs(
+            vpc_id="vpc-0123",
+            public_subnet_ids=["subnet-pub-a", "subnet-pub-b"],
+            private_subnet_ids=["subnet-priv-a", "subnet-priv-b"],
+            image_uri="123456789012.dkr.ecr.ap-northeast-2.amazonaws.com/web:commit-abc123",
+        ),
+    )
+
+
+def test_the_web_service_passes_every_rule(synth: SynthFn) -> None:
+    findings = evaluate(views_of_synthesis(synth(program=_web_example)), waivers={})
+    assert [f.message for f in failures(findings)] == []
+    rules_seen = {f.rule for f in findings}
+    assert {
+        "ec2-no-open-ingress",
+        "alb-drop-invalid-headers",
+        "s3-tls-only",
+        "ecr-immutable-tags",
+    } <= rules_seen
+
+
+def test_opening_ssh_on_the_load_balancers_group_is_reported(synth: SynthFn) -> None:
+    views = views_of_synthesis(synth(program=_web_example))
+    rule = _first(
+        views,
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        lambda v: v.inputs.get("cidrIpv4") == "0.0.0.0/0",
+    )
+    assert rule is not None
+    assert_breaking_reports(
+        views,
+        rule.name,
+        lambda inputs: inputs.update(fromPort=22.0, toPort=22.0),
+        {("ec2-no-open-ingress", rule.name)},
+        "allows tcp port 22 from 0.0.0.0/0; fix: open only tcp 80 and 443",
+    )
+
+
+def test_opening_the_service_group_to_the_internet_is_reported(synth: SynthFn) -> None:
+    views = views_of_synthesis(synth(program=_web_example))
+    balancer = _first(views, "aws:lb/loadBalancer:LoadBalancer")
+    assert balancer is not None
+    internal = _first(
+        views,
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        lambda v: v.inputs.get("securityGroupId") not in balancer.inputs["securityGroups"],
+    )
+    assert internal is not None
+    assert_breaking_reports(
+        views,
+        internal.name,
+        lambda inputs: inputs.update(cidrIpv4="0.0.0.0/0", referencedSecurityGroupId=None),
+        {("ec2-no-open-ingress", internal.name)},
+        "from 0.0.0.0/0; fix: restrict the source",
+    )
+
+
 def _views(synth: SynthFn, source: str) -> list[ResourceView]:
     if source == MESSAGING_EXAMPLE:
         return views_of_synthesis(synth(program=_messaging_example))
