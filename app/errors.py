@@ -40,6 +40,9 @@ _FRIENDLIER_MESSAGES: dict[str, str] = {
 }
 
 
+UNEXPECTED_ERROR_MESSAGE = "An unexpected error occurred; it has been logged with the request id"
+
+
 class ApiError(Exception):
     """A failure with a status, a stable machine-readable code and the fields it concerns."""
 
@@ -121,7 +124,7 @@ async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
 
 async def _handle_unexpected(_: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled error", exc_info=exc)
-    return error_response(500, "internal_error", "An unexpected error occurred; it has been logged")
+    return error_response(500, "internal_error", UNEXPECTED_ERROR_MESSAGE)
 
 
 def install_error_handlers(app: FastAPI) -> None:

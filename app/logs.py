@@ -51,5 +51,5 @@ def configure_logging(level: str = "INFO") -> None:
         uvicorn_logger.handlers[:] = []
         uvicorn_logger.propagate = True
     # boto's debug lines can carry request payloads; keep them quiet whatever the root level.
-    for noisy in ("botocore", "boto3", "urllib3"):
+    for noisy in ("botocore", "boto3", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -32,6 +32,7 @@ MAX_BODY_BYTES = 64 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_logger = logging.getLogger("app.access")
+error_logger = logging.getLogger("app.errors")
 
 
 class RequestContextMiddleware:
@@ -59,10 +60,12 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_code = 500
+        response_started = False
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status_code = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
@@ -84,6 +87,15 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_request_id)
             else:
                 await self.app(scope, receive_with_limit, send_with_request_id)
+        except Exception:
+            # Logged here, inside the request's context, so the traceback carries the request id.
+            error_logger.exception("unhandled error")
+            if response_started:
+                raise
+            response = error_response(
+                500, "internal_error", "An unexpected error occurred; it has been logged"
+            )
+            await response(scope, receive, send_with_request_id)
         finally:
             route = scope.get("route")
             access_logger.info(
