@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -615,3 +616,8 @@ def test_evaluate_reports_one_finding_per_rule_and_resource() -> None:
     assert len(keys) == len(set(keys))
     assert summary(findings)["failed"] == 0
     assert ("sqs-cmk-encryption", "work") in keys and ("sqs-dead-letter-queue-alarm", "work-dlq") in keys
+
+
+def test_readme_lists_every_rule() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "policies" / "README.md").read_text()
+    assert [r.id for r in RULES if f"`{r.id}`" not in readme] == []
