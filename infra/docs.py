@@ -11,12 +11,14 @@ import sys
 from collections.abc import Callable
 
 from infra.config import markdown_table
+from infra.report.diagram import readme_architecture
 from infra.synth import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 
 SECTIONS: dict[str, Callable[[], str]] = {
     "config-table": markdown_table,
+    "architecture": readme_architecture,
 }
 """Generated README blocks by name. Later layers register theirs here (e.g. the architecture diagram)."""
 

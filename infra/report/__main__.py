@@ -23,20 +23,13 @@ from infra.report.estimate import Load
 from infra.report.render import render_json, render_markdown
 from infra.synth import REPO_ROOT, read_stack_config, stack_names, synthesize
 
-DEFAULT_API_REQUESTS = 1_000_000
-DEFAULT_PAYMENTS = 10_000
-
 
 def stated_load(stack: str, api_requests: int | None, payments: int | None) -> Load:
     """The stack config's load (`loadApiRequestsPerMonth`, `loadPaymentsPerMonth`), flags first."""
     cfg = parse(stack, read_stack_config(stack))
     return Load(
-        api_requests=api_requests
-        if api_requests is not None
-        else int(getattr(cfg, "load_api_requests_per_month", DEFAULT_API_REQUESTS)),
-        payments=payments
-        if payments is not None
-        else int(getattr(cfg, "load_payments_per_month", DEFAULT_PAYMENTS)),
+        api_requests=api_requests if api_requests is not None else cfg.load_api_requests_per_month,
+        payments=payments if payments is not None else cfg.load_payments_per_month,
     )
 
 

@@ -110,8 +110,13 @@ _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\((.+)\)$")
 
 
+_DAY_NAMES = {"SUN": "1", "MON": "2", "TUE": "3", "WED": "4", "THU": "5", "FRI": "6", "SAT": "7"}
+
+
 def _cron_field_count(field: str, low: int, high: int) -> int:
-    """How many values a cron field matches (`*`, `a`, `a,b`, `a-b`, `*/n`, `a/n`)."""
+    """How many values a cron field matches (`*`, `a`, `a,b`, `a-b`, `*/n`, `a/n`, day names)."""
+    for day, number in _DAY_NAMES.items():
+        field = field.upper().replace(day, number)
     if field in ("*", "?"):
         return high - low + 1
     total = 0

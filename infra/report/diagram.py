@@ -1,6 +1,7 @@
 """The architecture as a Mermaid flowchart, generated from the synthesized resources.
 
-Components (the stack's top-level component resources) are subgraphs; topics, queues,
+Components (the stack's top-level component resources) holding two or more drawn resources
+are subgraphs (a one-node box would only repeat the node's name); topics, queues,
 functions, tables, the container service, load balancers and schedules are nodes; the edges
 are `topology` edges: subscriptions (labelled with the events their filter lets through),
 event source mappings, redrive to dead-letter queues, schedules, IAM grants to tables and
@@ -103,6 +104,9 @@ def render_mermaid(topology: Topology, direction: str = "LR") -> str:
         lines.append(f'{indent}{node_id(resource.urn)}{open_}"{_label(_node_text(resource))}"{close}')
 
     for urn in sorted(groups, key=lambda u: (components[u].name, u)):
+        if len(groups[urn]) < 2:  # a one-node box adds nothing: the node's label names it
+            loose.extend(groups[urn])
+            continue
         component = components[urn]
         token = component.type.rsplit(":", 1)[-1]
         lines.append(f'  subgraph {node_id(urn)}["{_label(component.name)} ({token})"]')
@@ -128,3 +132,15 @@ def render_mermaid(topology: Topology, direction: str = "LR") -> str:
 def mermaid_block(topology: Topology) -> str:
     """The flowchart inside a ```mermaid fence, ready for Markdown."""
     return "```mermaid\n" + render_mermaid(topology) + "```\n"
+
+
+README_STACK = "dev"
+"""The stack whose diagram is the README's architecture picture."""
+
+
+def readme_architecture() -> str:
+    """The README's architecture block: the dev stack's flowchart in a ```mermaid fence."""
+    from infra.report.topology import build_topology
+    from infra.synth import synthesize
+
+    return mermaid_block(build_topology(synthesize(README_STACK)))

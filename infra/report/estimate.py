@@ -99,8 +99,9 @@ class Assumptions:
             "in its account (first 3 dashboards, 10 alarm metrics, 1M SQS/SNS/Lambda requests, "
             "400,000 Lambda GB-s, 5 GB log ingestion, 25 GB DynamoDB storage, 100 pipeline/build minutes).",
             f"Each payment publishes its happy-path events: {', '.join(self.payment_events)}; an event "
-            "goes to every topic with a subscription filtering on it (or, when none does, to every topic "
-            "with an unfiltered subscription), and to every matching subscription there.",
+            "goes to every topic with a subscription filtering on it (or, when none does, on the topic "
+            "carrying most events of its family such as `payment.*`, or else to every topic with an "
+            "unfiltered subscription), and to every matching subscription there.",
             "Each SQS message invokes the function mapped to its queue once (batch of one); a function "
             "allowed to invoke another (lambda:InvokeFunction) invokes it once per invocation.",
             f"Each SQS message costs {self.sqs_requests_per_message} requests; each event source "
@@ -282,6 +283,14 @@ def message_flow(
         consumers.setdefault(edge.source, []).append(edge.target)
     for event in assumptions.payment_events:
         topics = [t for t, subs in subs_by_topic.items() if any(event in types for types, _ in subs)]
+        if not topics:  # the topic carrying most events of its family (same "payment." prefix)
+            family = event.split(".", 1)[0] + "."
+            kin = {
+                t: len({x for types, _ in subs for x in types if x.startswith(family)})
+                for t, subs in subs_by_topic.items()
+            }
+            most = max(kin.values(), default=0)
+            topics = [t for t, n in kin.items() if most and n == most]
         if not topics:
             topics = [t for t, subs in subs_by_topic.items() if any(not types for types, _ in subs)]
         for topic in topics:

@@ -31,7 +31,8 @@ def quantity(value: float) -> str:
 def unit_price(line: LineItem) -> str:
     """`$0.059` linked to its source page, marked when unconfirmed."""
     mark = "" if line.confirmed else UNCONFIRMED_MARK
-    return f"[${line.unit_price:g}]({line.source}){mark}"
+    price = f"{line.unit_price:.10f}".rstrip("0").rstrip(".")
+    return f"[${price}]({line.source}){mark}"
 
 
 def _cell(text: str) -> str:

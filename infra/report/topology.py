@@ -272,9 +272,8 @@ def build_topology(synthesis: Synthesis) -> Topology:
         function = resolver.find(mapping.inputs.get("functionName"), [FUNCTION])
         if source is not None and function is not None:
             batch = mapping.inputs.get("batchSize")
-            edges.append(
-                Edge(source.urn, function.urn, "mapping", f"batch {batch}" if batch else "", mapping.urn)
-            )
+            label = f"batch {int(batch)}" if isinstance(batch, int | float) else ""
+            edges.append(Edge(source.urn, function.urn, "mapping", label, mapping.urn))
 
     redrives: list[tuple[DeclaredResource, Any, str]] = [
         (q, q.inputs.get("redrivePolicy"), q.urn) for q in synthesis.of_type(QUEUE)
@@ -298,6 +297,10 @@ def build_topology(synthesis: Synthesis) -> Topology:
         dest = resolver.find(target.inputs.get("arn"), [FUNCTION, QUEUE, TOPIC])
         if rule is not None and dest is not None:
             edges.append(Edge(rule.urn, dest.urn, "schedule", "", target.urn))
+        dead_letter = (target.inputs.get("deadLetterConfig") or {}).get("arn")
+        dlq = resolver.find(dead_letter, [QUEUE])
+        if rule is not None and dlq is not None:
+            edges.append(Edge(rule.urn, dlq.urn, "redrive", "undeliverable", target.urn))
     for schedule in synthesis.of_type(SCHEDULE):
         spec = schedule.inputs.get("target") or {}
         dest = resolver.find(spec.get("arn") if isinstance(spec, dict) else None, [FUNCTION, QUEUE, TOPIC])

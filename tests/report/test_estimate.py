@@ -1,0 +1,114 @@
+"""Line items read from synthesized resources: counts, task sizes, schedules, message flow."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from infra.report.costs import round_money
+from infra.report.estimate import Assumptions, Load, estimate, message_flow
+from infra.report.prices import load_prices
+from infra.report.topology import build_topology
+from tests.conftest import SynthFn
+from tests.report.pipeline import pipeline
+
+PRICES = load_prices("ap-northeast-2")
+ORDERS = Assumptions(payment_events=("order.paid",))
+
+
+def _line(est, item):  # type: ignore[no-untyped-def]
+    found = [li for li in est.lines if li.item == item]
+    assert found, f"no line {item!r}; lines: {[li.item for li in est.lines]}"
+    return found[0]
+
+
+def test_message_flow_follows_filters_mappings_and_invokes(synth: SynthFn) -> None:
+    synthesis = synth(program=pipeline)
+    topo = build_topology(synthesis)
+    publishes, messages, invocations = message_flow(topo, ORDERS)
+    names = {r.urn: r.name for r in synthesis.resources}
+    assert publishes == 1
+    assert {names[u]: n for u, n in messages.items()} == {"shipping-queue": 1, "audit-queue": 1}
+    # shipper and auditor consume one message each; shipper invokes labels once.
+    assert {names[u]: n for u, n in invocations.items()} == {
+        "shipper-function": 1,
+        "auditor-function": 1,
+        "labels-function": 1,
+    }
+
+
+def test_pipeline_estimate_idle_and_at_load(synth: SynthFn) -> None:
+    synthesis = synth(program=pipeline)
+    est = estimate(synthesis, Load(api_requests=0, payments=10_000), PRICES, ORDERS)
+    keys = len(synthesis.of_type("aws:kms/key:Key"))
+    assert keys > 0
+    assert _line(est, "KMS customer managed keys").idle_cost == keys * 1.0
+    # two mappings poll idle: 2 x 657,000 requests = 1.314M, 1M free: 0.314 x $0.40 = $0.1256
+    sqs = _line(est, "SQS requests")
+    assert sqs.idle_quantity == pytest.approx(1.314)
+    assert round_money(sqs.idle_cost) == 0.13
+    # at load add 10,000 payments x 2 messages x 3 requests = 60,000
+    assert sqs.load_quantity == pytest.approx(1.374)
+    # the sweeper runs every 5 minutes: 8,760 runs idle; at load + 3 invocations per payment
+    requests = _line(est, "Lambda requests")
+    assert requests.idle_quantity * 1e6 == pytest.approx(8760)
+    assert requests.load_quantity * 1e6 == pytest.approx(8760 + 30_000)
+    # reads: the sweeper's runs idle; at load shipper and auditor read and write one item each
+    reads = _line(est, "DynamoDB read request units")
+    writes = _line(est, "DynamoDB write request units")
+    assert reads.idle_quantity * 1e6 == pytest.approx(8760)
+    assert reads.load_quantity * 1e6 == pytest.approx(8760 + 20_000)
+    assert writes.idle_quantity == 0
+    assert writes.load_quantity * 1e6 == pytest.approx(20_000)
+    assert _line(est, "SNS publishes").load_quantity * 1e6 == pytest.approx(10_000)
+    assert est.idle_total == pytest.approx(sum(li.idle_cost for li in est.lines))
+
+
+def _service_stack() -> None:
+    cluster = aws.ecs.Cluster("cluster")
+    task = aws.ecs.TaskDefinition(
+        "api-task",
+        family="api",
+        cpu="512",
+        memory="1024",
+        network_mode="awsvpc",
+        requires_compatibilities=["FARGATE"],
+        container_definitions="[]",
+    )
+    aws.ecs.Service(
+        "api",
+        cluster=cluster.arn,
+        task_definition=task.arn,
+        desired_count=2,
+        capacity_provider_strategies=[
+            aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE", base=1, weight=0),
+            aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE_SPOT", weight=1),
+        ],
+        opts=pulumi.ResourceOptions(depends_on=[task]),
+    )
+    aws.lb.LoadBalancer("alb", load_balancer_type="application", subnets=["subnet-a", "subnet-b"])
+
+
+def test_fargate_reads_task_size_desired_count_and_capacity_providers(synth: SynthFn) -> None:
+    est = estimate(synth(program=_service_stack), Load(1_000_000, 0), PRICES)
+    # one on-demand task (base 1) and one Spot task (weight) of 0.5 vCPU / 1 GB for 730 h
+    assert _line(est, "Fargate vCPU-hours").idle_quantity == 365
+    assert round_money(_line(est, "Fargate vCPU-hours").idle_cost) == 16.99  # 365 x 0.04656
+    assert round_money(_line(est, "Fargate GB-hours").idle_cost) == 3.73  # 730 x 0.00511
+    assert round_money(_line(est, "Fargate Spot vCPU-hours").idle_cost) == 5.10  # 365 x 0.013968
+    # the ALB: hours plus one public IPv4 address per subnet
+    assert round_money(_line(est, "Application Load Balancer hours").idle_cost) == 16.43
+    assert _line(est, "Public IPv4 addresses").idle_quantity == 2 * 730
+    assert _line(est, "ALB capacity units (LCU)").idle_quantity == 0
+    assert _line(est, "ALB capacity units (LCU)").load_quantity == pytest.approx(11.1111, rel=1e-4)
+
+
+def test_dev_stack_idle_estimate_names_nat_and_stays_within_target(synth: SynthFn) -> None:
+    synthesis = synth("dev")
+    est = estimate(synthesis, Load(1_000_000, 10_000), PRICES)
+    nats = len(synthesis.of_type("aws:ec2/natGateway:NatGateway"))
+    assert round_money(_line(est, "NAT gateway hours").idle_cost) == round_money(nats * 730 * 0.059)
+    assert est.dominant("idle")[0].idle_cost == max(li.idle_cost for li in est.lines)
+    assert est.load_total >= est.idle_total
+    assert est.idle_total <= 80, [(li.item, round_money(li.idle_cost)) for li in est.dominant("idle")]
