@@ -73,42 +73,42 @@ class _Group:
     message_ids: dict[str, list[str]] = field(default_factory=dict)  # paymentId -> messageIds
 
 
-def _chunks(items: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def _capture_transaction(
     campaign: dict[str, Any], payments: list[dict[str, Any]], crossing: dict[str, Any] | None, now: str
 ) -> None:
-    """Capture `payments` and add their sum to the campaign, atomically and conditionally."""
+    """Capture `payments` and add their sum to the campaign, atomically and conditionally.
+
+    A batch that cannot reach the goal is conditioned on `fundingAmount < goal - sum`, which
+    holds whatever concurrent batches added meanwhile (additions commute), so racing batches
+    far from the goal do not cancel each other. Only the batch that crosses the goal needs the
+    exact amount it read (`fundingAmount = :seen`), to know which payment crossed.
+    """
     funding_id = campaign["fundingId"]
     seen = amount_of(campaign, "fundingAmount")
-    values: dict[str, Any] = {
-        ":open": str(CampaignState.OPEN),
-        ":seen": seen,
-        ":goal": campaign.get("goalAmount"),
-        ":zero": 0,
-        ":sum": sum(p["amount"] for p in payments),
-        ":now": now,
-    }
+    goal = amount_of(campaign, "goalAmount")
+    batch_sum = sum(p["amount"] for p in payments)
+    values: dict[str, Any] = {":open": str(CampaignState.OPEN), ":zero": 0, ":sum": batch_sum, ":now": now}
     update = "SET fundingAmount = if_not_exists(fundingAmount, :zero) + :sum, updatedAt = :now"
+    conditions = ["#state = :open"]
     if crossing is not None:
         update += ", #state = :succeeded, goalReachedAt = :now, goalPaymentId = :crossing"
-        values[":succeeded"] = str(CampaignState.SUCCEEDED)
-        values[":crossing"] = crossing["paymentId"]
-    unset = " OR attribute_not_exists(fundingAmount)" if seen == 0 else ""
-    goal_condition = (
-        "goalAmount = :goal" if campaign.get("goalAmount") is not None else "attribute_not_exists(goalAmount)"
-    )
+        values.update({":succeeded": str(CampaignState.SUCCEEDED), ":crossing": crossing["paymentId"], ":seen": seen})
+        conditions.append("(fundingAmount = :seen" + (" OR attribute_not_exists(fundingAmount))" if seen == 0 else ")"))
+    elif goal > 0:
+        values[":threshold"] = goal - batch_sum
+        conditions.append("(fundingAmount < :threshold OR attribute_not_exists(fundingAmount))")
     if campaign.get("goalAmount") is None:
-        del values[":goal"]
+        conditions.append("attribute_not_exists(goalAmount)")
+    else:
+        values[":goal"] = campaign["goalAmount"]
+        conditions.append("goalAmount = :goal")
     items: list[dict[str, Any]] = [
         {
             "Update": {
                 "TableName": fundings_table(),
                 "Key": aws.to_attributes({"fundingId": funding_id}),
                 "UpdateExpression": update,
-                "ConditionExpression": f"#state = :open AND (fundingAmount = :seen{unset}) AND {goal_condition}",
+                "ConditionExpression": " AND ".join(conditions),
                 "ExpressionAttributeNames": {"#state": "state"},
                 "ExpressionAttributeValues": aws.to_attributes(values),
             }

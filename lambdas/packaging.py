@@ -1,0 +1,119 @@
+"""Deployment archives for the functions: deterministic zips the infrastructure and tests share.
+
+An archive holds `lambdas/__init__.py`, `lambdas/shared/**` and `lambdas/<function>.py`, nothing
+else (no boto3, no Powertools, no tests, no other functions, no bytecode). Entries are sorted,
+timestamps fixed at 1980-01-01, permissions 0644, compression fixed, so the same source gives a
+byte-identical archive and an unchanged function's hash does not change (no redeploy).
+
+Powertools comes from the AWS-published "Powertools for AWS Lambda (Python) V3" layer; boto3
+from the Lambda runtime.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ROOT = PACKAGE_DIR.parent
+
+FUNCTIONS: tuple[str, ...] = (
+    "pg_gateway",
+    "payment_processor",
+    "payment_retry",
+    "funding_update",
+    "transaction_check",
+    "ledger_recorder",
+    "notifier",
+    "campaign_closer",
+    "reconciler",
+)
+"""Every function, by module name under `lambdas/`."""
+
+RUNTIME = "python3.11"
+_FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+_FILE_MODE = 0o100644 << 16  # regular file, rw-r--r--
+_EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+
+# Powertools for AWS Lambda (Python) V3 public layer. Source: the Powertools docs' install page
+# ("Lambda Layer" table, https://docs.aws.amazon.com/powertools/python/latest/#lambda-layer):
+# arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-{python_version}-{arch}:{n}
+# (China: account 498634801083 in cn-north-1, partition aws-cn). The layer version number is the
+# one that docs page listed in the newest version found; the exact number that ships Powertools
+# 3.37.0 is published in SSM at `powertools_layer_ssm_parameter()`, which the infrastructure may
+# resolve instead (e.g. aws.ssm.get_parameter) to follow the pinned library exactly.
+POWERTOOLS_VERSION = "3.37.0"
+POWERTOOLS_LAYER_VERSION = 27
+_POWERTOOLS_ACCOUNTS = {"aws": "017000801446", "aws-cn": "498634801083"}
+ARCHITECTURES = ("x86_64", "arm64")
+
+
+def handler_of(function_name: str) -> str:
+    """The Lambda `handler` setting of a function."""
+    _check(function_name)
+    return f"lambdas.{function_name}.handler"
+
+
+def source_files(function_name: str) -> list[tuple[str, Path]]:
+    """(archive path, file) pairs of a function's archive, sorted by archive path."""
+    _check(function_name)
+    files = [("lambdas/__init__.py", PACKAGE_DIR / "__init__.py"), (f"lambdas/{function_name}.py", PACKAGE_DIR / f"{function_name}.py")]
+    for path in (PACKAGE_DIR / "shared").rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in _EXCLUDED_SUFFIXES:
+            files.append((path.relative_to(ROOT).as_posix(), path))
+    return sorted(files)
+
+
+def build_archive(function_name: str, out_dir: Path) -> Path:
+    """Write `<out_dir>/<function_name>.zip` deterministically and return its path.
+
+    The file is rewritten only when its bytes change, so its mtime also stays put.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{function_name}.zip"
+    temporary = out_dir / f".{function_name}.zip.tmp"
+    with zipfile.ZipFile(temporary, "w") as archive:
+        for name, path in source_files(function_name):
+            info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
+            info.external_attr = _FILE_MODE
+            info.create_system = 3  # Unix, whatever the build host
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+    if target.exists() and target.read_bytes() == temporary.read_bytes():
+        temporary.unlink()
+    else:
+        temporary.replace(target)
+    return target
+
+
+def source_code_hash(archive: Path) -> str:
+    """Base64 SHA-256 of an archive: Lambda's `source_code_hash`."""
+    return base64.b64encode(hashlib.sha256(archive.read_bytes()).digest()).decode()
+
+
+def powertools_layer_arn(region: str, architecture: str = "x86_64", *, version: int = POWERTOOLS_LAYER_VERSION) -> str:
+    """The AWS-published Powertools for AWS Lambda (Python) V3 layer for this runtime."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, not {architecture!r}")
+    partition = "aws-cn" if region.startswith("cn-") else "aws"
+    if region.startswith("us-gov-"):
+        raise ValueError("the Powertools layer ARN for GovCloud is published separately; pass it explicitly")
+    runtime = RUNTIME.replace(".", "")
+    return (
+        f"arn:{partition}:lambda:{region}:{_POWERTOOLS_ACCOUNTS[partition]}:layer:"
+        f"AWSLambdaPowertoolsPythonV3-{runtime}-{architecture}:{version}"
+    )
+
+
+def powertools_layer_ssm_parameter(architecture: str = "x86_64", powertools_version: str = POWERTOOLS_VERSION) -> str:
+    """The public SSM parameter whose value is the layer ARN of an exact Powertools version."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, not {architecture!r}")
+    return f"/aws/service/powertools/python/{architecture}/{RUNTIME}/{powertools_version}"
+
+
+def _check(function_name: str) -> None:
+    if function_name not in FUNCTIONS:
+        raise ValueError(f"unknown function {function_name!r}; expected one of {', '.join(FUNCTIONS)}")

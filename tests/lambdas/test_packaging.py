@@ -1,0 +1,78 @@
+"""Archives: exactly the function and the shared library, byte-identical for the same source."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lambdas import packaging
+
+
+@pytest.mark.parametrize("function", packaging.FUNCTIONS)
+def test_archive_holds_only_the_function_and_the_shared_library(function: str, tmp_path: Path) -> None:
+    archive = packaging.build_archive(function, tmp_path)
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        infos = zf.infolist()
+    assert names == sorted(names)
+    assert "lambdas/__init__.py" in names and f"lambdas/{function}.py" in names
+    assert "lambdas/shared/contract.py" in names and "lambdas/shared/batch.py" in names
+    others = [n for n in names if n.startswith("lambdas/") and n.count("/") == 1]
+    assert sorted(others) == sorted(["lambdas/__init__.py", f"lambdas/{function}.py"])
+    assert all(n.startswith("lambdas/shared/") for n in names if n not in others)
+    assert not any("__pycache__" in n or n.endswith(".pyc") or "boto" in n or "test" in n for n in names)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {i.external_attr >> 16 for i in infos} == {0o100644}
+    assert archive.stat().st_size < 200_000
+
+
+def test_same_source_gives_identical_bytes(tmp_path: Path) -> None:
+    a = packaging.build_archive("funding_update", tmp_path / "a")
+    # Bytecode caches and file timestamps must not leak in.
+    (Path(packaging.__file__).parent / "shared").joinpath("contract.py").touch()
+    b = packaging.build_archive("funding_update", tmp_path / "b")
+    assert a.read_bytes() == b.read_bytes()
+    assert packaging.source_code_hash(a) == packaging.source_code_hash(b)
+    assert packaging.build_archive("notifier", tmp_path / "a").read_bytes() != a.read_bytes()
+
+
+def test_handlers_resolve_to_callables() -> None:
+    for function in packaging.FUNCTIONS:
+        module_name, _, attribute = packaging.handler_of(function).rpartition(".")
+        assert callable(getattr(importlib.import_module(module_name), attribute))
+    with pytest.raises(ValueError, match="unknown function"):
+        packaging.handler_of("nope")
+
+
+def test_powertools_layer_arn() -> None:
+    arn = packaging.powertools_layer_arn("ap-northeast-2", "arm64")
+    assert arn.startswith("arn:aws:lambda:ap-northeast-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-arm64:")
+    assert packaging.powertools_layer_arn("cn-north-1").startswith("arn:aws-cn:lambda:cn-north-1:498634801083:")
+    assert packaging.powertools_layer_ssm_parameter("x86_64") == "/aws/service/powertools/python/x86_64/python3.11/3.37.0"
+    with pytest.raises(ValueError):
+        packaging.powertools_layer_arn("eu-west-1", "sparc")
+
+
+@pytest.mark.parametrize("function", packaging.FUNCTIONS)
+def test_missing_environment_fails_the_cold_start_naming_it(function: str) -> None:
+    module = importlib.import_module(f"lambdas.{function}")
+    assert module.ENVIRONMENT, "every function needs some configuration"
+    assert not set(module.ENVIRONMENT) & set(module.OPTIONAL_ENVIRONMENT)
+    missing = module.ENVIRONMENT[-1]
+    env = {k: v for k, v in os.environ.items() if k != missing}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import lambdas.{function}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(packaging.ROOT),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "MissingEnvironmentError" in result.stderr and missing in result.stderr
