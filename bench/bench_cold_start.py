@@ -42,7 +42,12 @@ def measure(name: str, repeats: int, env: dict[str, str]) -> float:
     samples = []
     for _ in range(repeats):
         out = subprocess.run(
-            [sys.executable, "-c", PROBE.format(name=name)], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+            [sys.executable, "-c", PROBE.format(name=name)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         samples.append(float(out.stdout.strip()))
     return statistics.median(samples)

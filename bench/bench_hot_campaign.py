@@ -165,7 +165,8 @@ def run(n: int, racing: bool) -> dict[str, Any]:
         campaign = aws.get_item("fundings", {"fundingId": funding_id}) or {}
         item_kb = len(json.dumps(campaign)) / 1024
         captured = sum(
-            1 for p in aws.batch_get("payments", "paymentId", [f"p{i:06d}" for i in range(n)]).values()
+            1
+            for p in aws.batch_get("payments", "paymentId", [f"p{i:06d}" for i in range(n)]).values()
             if p["state"] == "CAPTURED"
         )
         assert campaign["fundingAmount"] == captured * 1_000, "fundingAmount must equal the captured sum"
@@ -187,14 +188,20 @@ def report(label: str, r: dict[str, Any]) -> bool:
     ceiling_wcu = PARTITION_WCU_PER_SECOND / (per_payment * wcu_per_write)
     print(f"{label}")
     print(f"  captured payments                  {r['captured']:>10,}")
-    print(f"  campaign-item write requests       {r['writes']:>10,}  (cancelled transactions: {r['cancelled']})")
-    print(f"  writes per captured payment        {per_payment:>10.3f}  (target <= {TARGET_WRITES_PER_PAYMENT})")
+    print(
+        f"  campaign-item write requests       {r['writes']:>10,}  (cancelled transactions: {r['cancelled']})"
+    )
+    print(
+        f"  writes per captured payment        {per_payment:>10.3f}  (target <= {TARGET_WRITES_PER_PAYMENT})"
+    )
     print(f"  ceiling at 1,000 writes/s          {ceiling_requests:>10,.0f}  payments/s for one campaign")
     print(
         f"  ceiling at 1,000 WCU/s, 2 WCU/write {ceiling_wcu:>9,.0f}  payments/s "
         f"(transactional, item {r['item_kb']:.2f} KB)"
     )
-    print(f"  one-write-per-payment design       {PARTITION_WCU_PER_SECOND:>10,}  payments/s (for comparison)")
+    print(
+        f"  one-write-per-payment design       {PARTITION_WCU_PER_SECOND:>10,}  payments/s (for comparison)"
+    )
     print(f"  wall time on moto                  {r['elapsed']:>10.2f}  s")
     return per_payment <= TARGET_WRITES_PER_PAYMENT
 
@@ -206,7 +213,13 @@ def main() -> int:
         sequential = run(n, racing=False)
         racing = run(n, racing=True)
     ok = report("sequential batches", sequential)
-    ok = report("racing pairs of batches (every second batch commits inside the other's read-write window)", racing) and ok
+    ok = (
+        report(
+            "racing pairs of batches (every second batch commits inside the other's read-write window)",
+            racing,
+        )
+        and ok
+    )
     return 0 if ok else 1
 
 

@@ -32,7 +32,7 @@ from lambdas.shared.contract import CampaignState, EventType, Metric, PaymentSta
 from lambdas.shared.events import derived_event_id, payment_event, publish
 from lambdas.shared.gateway import GatewayError, gateway_client
 from lambdas.shared.payments import STATE, payments_table
-from lambdas.shared.telemetry import count, correlated, function_logger, function_metrics
+from lambdas.shared.telemetry import correlated, count, function_logger, function_metrics
 
 FUNCTION = "campaign_closer"
 ENVIRONMENT: tuple[str, ...] = (
@@ -153,7 +153,9 @@ def _refund_transaction(funding_id: str, refunds: list[tuple[dict[str, Any], str
                 "Update": {
                     "TableName": payments_table(),
                     "Key": aws.to_attributes({"paymentId": payment["paymentId"]}),
-                    "UpdateExpression": "SET #state = :refunded, refundedAt = :at, refundRef = :ref, updatedAt = :at",
+                    "UpdateExpression": (
+                        "SET #state = :refunded, refundedAt = :at, refundRef = :ref, updatedAt = :at"
+                    ),
                     "ConditionExpression": "#state = :captured",
                     "ExpressionAttributeNames": {"#state": "state"},
                     "ExpressionAttributeValues": aws.to_attributes(

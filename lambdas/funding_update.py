@@ -92,8 +92,12 @@ def _capture_transaction(
     conditions = ["#state = :open"]
     if crossing is not None:
         update += ", #state = :succeeded, goalReachedAt = :now, goalPaymentId = :crossing"
-        values.update({":succeeded": str(CampaignState.SUCCEEDED), ":crossing": crossing["paymentId"], ":seen": seen})
-        conditions.append("(fundingAmount = :seen" + (" OR attribute_not_exists(fundingAmount))" if seen == 0 else ")"))
+        values.update(
+            {":succeeded": str(CampaignState.SUCCEEDED), ":crossing": crossing["paymentId"], ":seen": seen}
+        )
+        conditions.append(
+            "(fundingAmount = :seen" + (" OR attribute_not_exists(fundingAmount))" if seen == 0 else ")")
+        )
     elif goal > 0:
         values[":threshold"] = goal - batch_sum
         conditions.append("(fundingAmount < :threshold OR attribute_not_exists(fundingAmount))")
@@ -271,7 +275,6 @@ def _settle_campaign(group: _Group) -> dict[str, Exception]:
                 "fundingId": group.funding_id,
                 "payments": len(chunk),
                 "amount": captured_sum,
-                "fundingAmount": total,
             },
         )
         if crossing is not None:

@@ -59,7 +59,10 @@ def handler_of(function_name: str) -> str:
 def source_files(function_name: str) -> list[tuple[str, Path]]:
     """(archive path, file) pairs of a function's archive, sorted by archive path."""
     _check(function_name)
-    files = [("lambdas/__init__.py", PACKAGE_DIR / "__init__.py"), (f"lambdas/{function_name}.py", PACKAGE_DIR / f"{function_name}.py")]
+    files = [
+        ("lambdas/__init__.py", PACKAGE_DIR / "__init__.py"),
+        (f"lambdas/{function_name}.py", PACKAGE_DIR / f"{function_name}.py"),
+    ]
     for path in (PACKAGE_DIR / "shared").rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix not in _EXCLUDED_SUFFIXES:
             files.append((path.relative_to(ROOT).as_posix(), path))
@@ -93,7 +96,9 @@ def source_code_hash(archive: Path) -> str:
     return base64.b64encode(hashlib.sha256(archive.read_bytes()).digest()).decode()
 
 
-def powertools_layer_arn(region: str, architecture: str = "x86_64", *, version: int = POWERTOOLS_LAYER_VERSION) -> str:
+def powertools_layer_arn(
+    region: str, architecture: str = "x86_64", *, version: int = POWERTOOLS_LAYER_VERSION
+) -> str:
     """The AWS-published Powertools for AWS Lambda (Python) V3 layer for this runtime."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, not {architecture!r}")
@@ -107,7 +112,9 @@ def powertools_layer_arn(region: str, architecture: str = "x86_64", *, version: 
     )
 
 
-def powertools_layer_ssm_parameter(architecture: str = "x86_64", powertools_version: str = POWERTOOLS_VERSION) -> str:
+def powertools_layer_ssm_parameter(
+    architecture: str = "x86_64", powertools_version: str = POWERTOOLS_VERSION
+) -> str:
     """The public SSM parameter whose value is the layer ARN of an exact Powertools version."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, not {architecture!r}")

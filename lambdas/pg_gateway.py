@@ -80,10 +80,13 @@ class _TransientFailure(Exception):
     """The simulated gateway failed this call (nothing is recorded, so a retry runs it again)."""
 
 
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
 def _unit(*parts: str) -> float:
     """A deterministic number in [0, 1) from `parts`."""
-    digest = hashlib.sha256("|".join(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return int(_digest(*parts)[:16], 16) / 2**64
 
 
 def _transient_draw() -> float:
@@ -119,7 +122,7 @@ def _execute(data: dict[str, Any]) -> dict[str, Any]:
         "paymentId": payment_id,
         "amount": amount,
         "processedAt": utc_now_iso(),
-        "reference": f"{operation[:3]}_{hashlib.sha256(f'{seed}|{operation}|{payment_id}'.encode()).hexdigest()[:16]}",
+        "reference": f"{operation[:3]}_{_digest(seed, operation, payment_id)[:16]}",
     }
     if operation == "authorize":
         if _unit(seed, "decline", payment_id) < env_rate(ENV_PG_DECLINE_RATE):

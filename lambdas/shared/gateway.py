@@ -20,7 +20,7 @@ from lambdas.shared.config import env_str
 from lambdas.shared.contract import ENV_PG_GATEWAY_FUNCTION
 
 InvokeFn = Callable[..., Mapping[str, Any]]
-"""boto3's signature: invoke(FunctionName=..., Payload=bytes) -> {"StatusCode", "Payload", "FunctionError"?}."""
+"""boto3's signature: invoke(FunctionName=..., Payload=bytes) -> {StatusCode, Payload, FunctionError?}."""
 
 APPROVED = "APPROVED"
 DECLINED = "DECLINED"

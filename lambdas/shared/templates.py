@@ -24,7 +24,10 @@ class EmailTemplate:
 
 
 _FOOTER_TEXT = "\n\n-- \nYou receive this because of your activity on the crowdfunding platform."
-_FOOTER_HTML = "<p style='color:#777;font-size:12px'>You receive this because of your activity on the crowdfunding platform.</p>"
+_FOOTER_HTML = (
+    "<p style='color:#777;font-size:12px'>"
+    "You receive this because of your activity on the crowdfunding platform.</p>"
+)
 
 
 def _t(audience: str, subject: str, lines: list[str]) -> EmailTemplate:

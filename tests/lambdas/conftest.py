@@ -51,7 +51,13 @@ BASE_ENV = {
 }
 for _name, _value in BASE_ENV.items():
     os.environ[_name] = _value
-for _name in ("PG_TRANSIENT_FAILURE_RATE", "PG_DECLINE_RATE", "PG_LATENCY_MS", "PG_SEED", "COGNITO_USER_POOL_ID"):
+for _name in (
+    "PG_TRANSIENT_FAILURE_RATE",
+    "PG_DECLINE_RATE",
+    "PG_LATENCY_MS",
+    "PG_SEED",
+    "COGNITO_USER_POOL_ID",
+):
     os.environ.pop(_name, None)
 
 from moto import mock_aws  # noqa: E402
@@ -68,7 +74,6 @@ from lambdas import (  # noqa: E402
     transaction_check,
 )
 from lambdas.shared import aws, contract, gateway  # noqa: E402
-
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -125,14 +130,18 @@ class FakeGateway:
         self.always_fail = False
         self.raise_next = 0
 
-    def invoke(self, *, FunctionName: str, Payload: bytes, **_: Any) -> dict[str, Any]:  # noqa: N803
+    def invoke(self, *, FunctionName: str, Payload: bytes, **_: Any) -> dict[str, Any]:
         assert FunctionName == os.environ["PG_GATEWAY_FUNCTION_NAME"]
         request = json.loads(Payload)
         self.calls.append(request)
         if self.raise_next:
             self.raise_next -= 1
             body = {"errorMessage": "Task timed out", "errorType": "Timeout"}
-            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": io.BytesIO(json.dumps(body).encode())}
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "Payload": io.BytesIO(json.dumps(body).encode()),
+            }
         if self.always_fail or self.fail_next:
             self.fail_next = max(self.fail_next - 1, 0)
             body = {"ok": False, "error": "TRANSIENT", "retryable": True, "message": "injected outage"}
@@ -142,7 +151,9 @@ class FakeGateway:
 
     def count(self, operation: str, payment_id: str | None = None) -> int:
         return sum(
-            1 for c in self.calls if c["operation"] == operation and (payment_id is None or c["paymentId"] == payment_id)
+            1
+            for c in self.calls
+            if c["operation"] == operation and (payment_id is None or c["paymentId"] == payment_id)
         )
 
 
@@ -306,7 +317,9 @@ class Platform:
             for m in response.get("Messages", [])
         ]
 
-    def invoke_batch(self, function: str, records: list[dict[str, Any]], queue: str | None = None) -> dict[str, Any]:
+    def invoke_batch(
+        self, function: str, records: list[dict[str, Any]], queue: str | None = None
+    ) -> dict[str, Any]:
         """Call a queue consumer with `records`; delete successes, release failures (like ESM)."""
         result = MODULES[function].handler({"Records": records}, FakeContext())
         failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
@@ -327,7 +340,9 @@ class Platform:
             self.invoke_batch(function, records)
         return len(records)
 
-    def run(self, *, functions: tuple[str, ...] = PIPELINE_ORDER, max_rounds: int = 60, strict: bool = True) -> None:
+    def run(
+        self, *, functions: tuple[str, ...] = PIPELINE_ORDER, max_rounds: int = 60, strict: bool = True
+    ) -> None:
         """Pump every consumer until all their queues are empty (strict: or fail after max_rounds)."""
         for _ in range(max_rounds):
             if not sum(self.pump(f) for f in functions):
@@ -347,9 +362,9 @@ class Platform:
         """Every event published on either topic so far (optionally filtered)."""
         for queue in ("capture-payments", "capture-funding-target"):
             while True:
-                messages = self.sqs.receive_message(QueueUrl=self.queue_urls[queue], MaxNumberOfMessages=10).get(
-                    "Messages", []
-                )
+                messages = self.sqs.receive_message(
+                    QueueUrl=self.queue_urls[queue], MaxNumberOfMessages=10
+                ).get("Messages", [])
                 if not messages:
                     break
                 for m in messages:
@@ -358,7 +373,8 @@ class Platform:
         return [
             e
             for e in self._published
-            if (event_type is None or e["type"] == event_type) and all(e.get(k) == v for k, v in match.items())
+            if (event_type is None or e["type"] == event_type)
+            and all(e.get(k) == v for k, v in match.items())
         ]
 
 
@@ -405,7 +421,9 @@ def _create_messaging() -> dict[str, str]:
         attributes = {"RawMessageDelivery": "true"}
         if events is not None:
             attributes["FilterPolicy"] = json.dumps({"type": [str(e) for e in events]})
-        sns.subscribe(TopicArn=topic_arns[topic], Protocol="sqs", Endpoint=arn_of(name), Attributes=attributes)
+        sns.subscribe(
+            TopicArn=topic_arns[topic], Protocol="sqs", Endpoint=arn_of(name), Attributes=attributes
+        )
 
     queue(PROCESSING_DLQ)
     for consumer in contract.CONSUMERS:

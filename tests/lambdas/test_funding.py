@@ -98,9 +98,13 @@ def test_one_campaign_write_per_batch(platform: Platform, monkeypatch: pytest.Mo
     assert platform.campaign(funding_id)["fundingAmount"] == 100_000
 
 
-def test_large_batch_is_chunked_to_the_transaction_limit(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_batch_is_chunked_to_the_transaction_limit(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     funding_id = platform.create_campaign(goal=10_000_000)
-    payments = [platform.create_payment(funding_id, 1_000, state="APPROVED", publish=False) for _ in range(150)]
+    payments = [
+        platform.create_payment(funding_id, 1_000, state="APPROVED", publish=False) for _ in range(150)
+    ]
     records = [
         {
             "messageId": f"m-{i}",
@@ -184,7 +188,9 @@ def test_two_batches_racing_across_the_goal(platform: Platform, monkeypatch: pyt
     _assert_books_balance(platform, funding_id)
 
 
-def test_racing_batches_where_the_other_one_crosses(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_racing_batches_where_the_other_one_crosses(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     funding_id = platform.create_campaign(goal=60_000)
     batch_a = [platform.create_payment(funding_id, 20_000) for _ in range(2)]
     _approve_all(platform)

@@ -60,7 +60,10 @@ def test_backer_gets_one_email_per_event_even_when_delivered_twice(platform: Pla
         reason="insufficient_funds",
     )
     for message_id in ("a", "b"):
-        assert notifier.handler({"Records": [_record(event, message_id)]}, FakeContext())["batchItemFailures"] == []
+        assert (
+            notifier.handler({"Records": [_record(event, message_id)]}, FakeContext())["batchItemFailures"]
+            == []
+        )
 
     sent = _sent()
     assert len(sent) == 1
@@ -71,7 +74,9 @@ def test_backer_gets_one_email_per_event_even_when_delivered_twice(platform: Pla
 
 
 def test_creator_is_told_the_goal_was_reached(platform: Platform) -> None:
-    funding_id = platform.create_campaign(goal=10_000, owner_email="owner@example.com", title="<Lamps & more>")
+    funding_id = platform.create_campaign(
+        goal=10_000, owner_email="owner@example.com", title="<Lamps & more>"
+    )
     platform.create_payment(funding_id, 10_000)
 
     platform.run()
@@ -84,18 +89,24 @@ def test_creator_is_told_the_goal_was_reached(platform: Platform) -> None:
 def test_html_part_escapes_user_content() -> None:
     from lambdas.shared.templates import TEMPLATES, render
 
-    subject, text, html = render(
+    _, text, html = render(
         TEMPLATES[contract.EventType.FUNDING_GOAL_REACHED],
         {"title": "<script>x</script>", "fundingAmount": "1", "goalAmount": "1"},
     )
     assert "<script>" in text and "<script>" not in html and "&lt;script&gt;" in html
 
 
-def test_unknown_address_is_skipped_and_counted_not_guessed(platform: Platform, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_address_is_skipped_and_counted_not_guessed(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
     funding_id = platform.create_campaign()
     payment = platform.create_payment(funding_id, 1_000, publish=False, email=None)
     event = contract.make_event(
-        "payment.failed", payment_id=payment["paymentId"], funding_id=funding_id, user_id=payment["userId"], amount=1_000
+        "payment.failed",
+        payment_id=payment["paymentId"],
+        funding_id=funding_id,
+        user_id=payment["userId"],
+        amount=1_000,
     )
     assert notifier.handler({"Records": [_record(event)]}, FakeContext())["batchItemFailures"] == []
     assert _sent() == []
@@ -108,7 +119,11 @@ def test_address_is_looked_up_in_cognito_by_sub(platform: Platform, monkeypatch:
     idp.admin_create_user(
         UserPoolId=pool, Username="lee", UserAttributes=[{"Name": "email", "Value": "lee@example.com"}]
     )
-    sub = next(a["Value"] for a in idp.admin_get_user(UserPoolId=pool, Username="lee")["UserAttributes"] if a["Name"] == "sub")
+    sub = next(
+        a["Value"]
+        for a in idp.admin_get_user(UserPoolId=pool, Username="lee")["UserAttributes"]
+        if a["Name"] == "sub"
+    )
     monkeypatch.setenv("COGNITO_USER_POOL_ID", pool)
     funding_id = platform.create_campaign()
     payment = platform.create_payment(funding_id, 1_000, publish=False, email=None, userId=sub)

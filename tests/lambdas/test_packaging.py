@@ -52,9 +52,16 @@ def test_handlers_resolve_to_callables() -> None:
 
 def test_powertools_layer_arn() -> None:
     arn = packaging.powertools_layer_arn("ap-northeast-2", "arm64")
-    assert arn.startswith("arn:aws:lambda:ap-northeast-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-arm64:")
-    assert packaging.powertools_layer_arn("cn-north-1").startswith("arn:aws-cn:lambda:cn-north-1:498634801083:")
-    assert packaging.powertools_layer_ssm_parameter("x86_64") == "/aws/service/powertools/python/x86_64/python3.11/3.37.0"
+    assert arn.startswith(
+        "arn:aws:lambda:ap-northeast-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-arm64:"
+    )
+    assert packaging.powertools_layer_arn("cn-north-1").startswith(
+        "arn:aws-cn:lambda:cn-north-1:498634801083:"
+    )
+    assert (
+        packaging.powertools_layer_ssm_parameter("x86_64")
+        == "/aws/service/powertools/python/x86_64/python3.11/3.37.0"
+    )
     with pytest.raises(ValueError):
         packaging.powertools_layer_arn("eu-west-1", "sparc")
 

@@ -11,7 +11,9 @@ from lambdas.shared import aws, payments
 from tests.lambdas.conftest import PROCESSING_DLQ, PROCESSING_QUEUE, FakeContext, Platform
 
 
-def test_declined_payment_is_final_and_the_backer_is_told(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_declined_payment_is_final_and_the_backer_is_told(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PG_DECLINE_RATE", "1")
     funding_id = platform.create_campaign()
     payment = platform.create_payment(funding_id, 20_000)
@@ -84,7 +86,9 @@ def test_crash_after_gateway_approved_before_state_write_captures_once(
     assert len(platform.published("payment.captured")) == 1
 
 
-def test_always_failing_gateway_goes_dlq_backoff_then_failed(platform: Platform, no_retry_delay: list[int]) -> None:
+def test_always_failing_gateway_goes_dlq_backoff_then_failed(
+    platform: Platform, no_retry_delay: list[int]
+) -> None:
     funding_id = platform.create_campaign()
     payment = platform.create_payment(funding_id, 12_000)
     platform.gateway.always_fail = True
@@ -119,7 +123,9 @@ def test_backoff_is_exponential_and_capped(monkeypatch: pytest.MonkeyPatch) -> N
     assert payment_retry.backoff_seconds(5) == 100
 
 
-def test_retry_of_an_already_settled_payment_sends_nothing(platform: Platform, no_retry_delay: list[int]) -> None:
+def test_retry_of_an_already_settled_payment_sends_nothing(
+    platform: Platform, no_retry_delay: list[int]
+) -> None:
     funding_id = platform.create_campaign()
     payment = platform.create_payment(funding_id, publish=False, state="CAPTURED")
     body = json.dumps(platform.requested_event(payment))
@@ -179,7 +185,9 @@ def test_gateway_is_idempotent_and_reproducible(platform: Platform, monkeypatch:
     def run(prefix: str) -> list[bool]:
         aws.reset()  # also reseeds the generator, like a new execution environment
         return [
-            pg_gateway.handler({"operation": "refund", "paymentId": f"{prefix}-{i}", "amount": 1_000}, ctx)["ok"]
+            pg_gateway.handler({"operation": "refund", "paymentId": f"{prefix}-{i}", "amount": 1_000}, ctx)[
+                "ok"
+            ]
             for i in range(12)
         ]
 
@@ -188,7 +196,9 @@ def test_gateway_is_idempotent_and_reproducible(platform: Platform, monkeypatch:
     assert run("b") == outcomes
 
 
-def test_gateway_decline_rate_is_per_payment_and_stable(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gateway_decline_rate_is_per_payment_and_stable(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PG_DECLINE_RATE", "0.5")
     ctx = FakeContext()
     answers = [

@@ -81,7 +81,9 @@ def test_deadline_with_goal_met_succeeds_without_refunds(platform: Platform) -> 
 def test_campaign_open_until_the_end_of_its_date_only_end_day(platform: Platform) -> None:
     today = datetime.now(UTC).date().isoformat()
     open_today = platform.create_campaign(end_date=today)
-    ended_yesterday = platform.create_campaign(end_date=(datetime.now(UTC).date() - timedelta(days=1)).isoformat())
+    ended_yesterday = platform.create_campaign(
+        end_date=(datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    )
 
     campaign_closer.handler(SCHEDULE_EVENT, FakeContext())
 
@@ -106,7 +108,9 @@ def test_reconciler_republishes_stale_pending_without_double_capture(platform: P
     funding_id = platform.create_campaign()
     old = iso(datetime.now(UTC) - timedelta(hours=1))
     stale = platform.create_payment(funding_id, 10_000, created_at=old)  # its request is still queued too
-    lost = platform.create_payment(funding_id, 7_000, created_at=old, publish=False)  # request never published
+    lost = platform.create_payment(
+        funding_id, 7_000, created_at=old, publish=False
+    )  # request never published
     fresh = platform.create_payment(funding_id, 5_000, publish=False)  # too young to touch
 
     first = reconciler.handler(SCHEDULE_EVENT, FakeContext())
