@@ -94,7 +94,8 @@ class Services:
 
 def services(request: Request) -> Services:
     """The application's services (set by create_app)."""
-    return request.app.state.services  # type: ignore[no-any-return]
+    services_of_app: Services = request.app.state.services
+    return services_of_app
 
 
 _bearer = HTTPBearer(auto_error=False, description="A Cognito user-pool JWT: ID or access token.")

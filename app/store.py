@@ -92,7 +92,7 @@ def _is_condition_failure(exc: ClientError) -> bool:
 
 
 def _old_item(exc: ClientError) -> Item | None:
-    old = exc.response.get("Item")
+    old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]  # botocore types it loosely
     return from_attribute_values(old) if old else None
 
 
@@ -285,7 +285,8 @@ class Store:
             start_key = response.get("LastEvaluatedKey")
             if not start_key:
                 return items, None
-        return items, encode_cursor(_SCAN_MODE, start_key)
+        # Scan budget spent on filtered-out items: a short page, resumable where the scan stopped.
+        return items, encode_cursor(_SCAN_MODE, start_key) if start_key else None
 
     def _read_page(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         try:

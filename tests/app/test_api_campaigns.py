@@ -278,3 +278,23 @@ def test_idempotent_create_returns_the_first_answer(api: Api) -> None:
     assert second.headers["Idempotent-Replayed"] == "true"
     listed = api.client.get("/api/fundings").json()["payload"]
     assert [c["title"] for c in listed] == ["Once"]
+
+
+def test_listing_past_many_deleted_campaigns_still_reaches_every_live_one(api: Api) -> None:
+    """Each page's scan budget is bounded; short (even empty) pages carry a cursor until the end."""
+    owner = api.user()
+    live = {create(api, owner), create(api, owner)}
+    for _ in range(12):
+        set_state(api, create(api, owner), CampaignState.DELETED)
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(30):
+        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        body = api.client.get("/api/fundings", params=params).json()
+        assert len(body["payload"]) <= 1
+        seen += [campaign["fundingId"] for campaign in body["payload"]]
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+    assert cursor is None
+    assert sorted(seen) == sorted(live)
