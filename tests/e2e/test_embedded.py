@@ -1,0 +1,269 @@
+"""End to end on the embedded system: the demo story, a fault run, and the DLQ path.
+
+Each test starts the real system (`infra.local.system.LocalSystem`: the emulator, the program
+deployed onto it, the functions from their archives, the API) on free ports of 127.0.0.1 and
+stops it afterwards. Bounded in time: every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.local.demo import Api, _iso, _table_name, tell
+from infra.local.runtime import free_port
+from infra.local.system import LocalSystem, SystemOptions
+from infra.local.token import issue_token
+from lambdas.shared.contract import (
+    FUNDINGS_TABLE,
+    PAYMENTS_TABLE,
+    TERMINAL_PAYMENT_STATES,
+    TRANSACTIONS_TABLE,
+    EventType,
+)
+
+pytestmark = pytest.mark.e2e
+TERMINAL = {str(s) for s in TERMINAL_PAYMENT_STATES}
+
+
+def start_system(tmp_path: Path, **options: Any) -> LocalSystem:
+    opts = SystemOptions(
+        emulator_port=free_port(),
+        api_port=free_port(),
+        time_scale=options.pop("time_scale", 120.0),
+        workdir=tmp_path / "run",
+        state_file=None,
+        **options,
+    )
+    system = LocalSystem(opts)
+    system.start()
+    return system
+
+
+@pytest.fixture
+def faulty_system(tmp_path: Path) -> Iterator[LocalSystem]:
+    system = start_system(
+        tmp_path,
+        gateway={"PG_TRANSIENT_FAILURE_RATE": "0.2", "PG_DECLINE_RATE": "0.05", "PG_SEED": "11"},
+        duplicate_rate=0.1,
+        seed=5,
+    )
+    yield system
+    system.stop()
+
+
+def scan(system: LocalSystem, logical: str) -> list[dict[str, Any]]:
+    """Every item of one of the program's tables, read from the emulator."""
+    resource = boto3.resource(
+        "dynamodb",
+        endpoint_url=system.emulator_url,
+        region_name=system.region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    table = resource.Table(_table_name(system.state(), logical))
+    items: list[dict[str, Any]] = []
+    start_key: dict[str, Any] | None = None
+    while True:
+        page = table.scan(**({"ExclusiveStartKey": start_key} if start_key else {}))
+        items.extend(page["Items"])
+        start_key = page.get("LastEvaluatedKey")
+        if not start_key:
+            return items
+
+
+def assert_invariants(system: LocalSystem, payment_ids: set[str]) -> dict[str, Any]:
+    """DESIGN §3, checked from the tables and the ledger."""
+    payments = {
+        p["paymentId"]: p for p in scan(system, PAYMENTS_TABLE.logical_name) if p["paymentId"] in payment_ids
+    }
+    campaigns = {c["fundingId"]: c for c in scan(system, FUNDINGS_TABLE.logical_name)}
+    ledger = scan(system, TRANSACTIONS_TABLE.logical_name)
+
+    # 1. every accepted payment reached a terminal state
+    assert set(payments) == payment_ids
+    not_terminal = {pid: p["state"] for pid, p in payments.items() if p["state"] not in TERMINAL}
+    assert not not_terminal, f"payments not terminal: {not_terminal}"
+
+    # 5. every event recorded once
+    event_ids = Counter(str(item["eventId"]) for item in ledger)
+    assert max(event_ids.values()) == 1
+
+    captures = Counter(
+        str(item["paymentId"]) for item in ledger if item["type"] == str(EventType.PAYMENT_CAPTURED)
+    )
+    # 2. captured at most once, and totals equal the ledger
+    assert all(count == 1 for count in captures.values()), "a payment was captured twice"
+    by_campaign: dict[str, int] = defaultdict(int)
+    for payment in payments.values():
+        if payment["state"] == "CAPTURED":
+            assert captures[payment["paymentId"]] == 1, f"capture of {payment['paymentId']} not in the ledger"
+            by_campaign[payment["fundingId"]] += int(payment["amount"])
+    ledger_totals: dict[str, int] = defaultdict(int)
+    for item in ledger:
+        if item["type"] == str(EventType.PAYMENT_CAPTURED):
+            ledger_totals[str(item["fundingId"])] += int(item["amount"])
+    for funding_id in {p["fundingId"] for p in payments.values()}:
+        campaign = campaigns[funding_id]
+        assert int(campaign["fundingAmount"]) == by_campaign[funding_id] == ledger_totals[funding_id]
+        # 3. SUCCEEDED exactly once, when the goal was reached
+        goal_events = [
+            i
+            for i in ledger
+            if i["fundingId"] == funding_id and i["type"] == str(EventType.FUNDING_GOAL_REACHED)
+        ]
+        if int(campaign["fundingAmount"]) >= int(campaign["goalAmount"]):
+            assert campaign["state"] == "SUCCEEDED"
+            assert len(goal_events) == 1
+        else:
+            assert campaign["state"] == "OPEN" and goal_events == []
+    return {"payments": payments, "campaigns": campaigns, "ledger": ledger}
+
+
+def wait_for_terminal(system: LocalSystem, payment_ids: set[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = {p["paymentId"]: p["state"] for p in scan(system, PAYMENTS_TABLE.logical_name)}
+        if all(states.get(pid) in TERMINAL for pid in payment_ids):
+            time.sleep(3)  # let the ledger and notifications drain
+            return
+        time.sleep(1)
+    left = Counter(states.get(pid) for pid in payment_ids if states.get(pid) not in TERMINAL)
+    raise AssertionError(f"payments still not terminal after {timeout:.0f}s: {dict(left)}")
+
+
+def test_the_demo_story(tmp_path: Path) -> None:
+    system = start_system(
+        tmp_path, gateway={"PG_TRANSIENT_FAILURE_RATE": "0.3", "PG_DECLINE_RATE": "0.2", "PG_SEED": "7"}
+    )
+    try:
+        story = tell(system.state(), timeout=120)
+        states = story.states()
+        assert story.campaign["state"] == "SUCCEEDED"
+        captured = sum(int(p["amount"]) for p in story.payments.values() if p["state"] == "CAPTURED")
+        assert int(story.campaign["fundingAmount"]) == captured >= int(story.campaign["goalAmount"])
+        assert states["CANCELLED"] >= 1, f"the late payment was not cancelled: {states}"
+        assert sum(story.stats["recordsRetried"].values()) >= 1, "no transient gateway error was retried"
+        types = Counter(str(item["type"]) for item in story.ledger)
+        assert types[str(EventType.FUNDING_GOAL_REACHED)] == 1
+        assert types[str(EventType.PAYMENT_CANCELLED)] == states["CANCELLED"]
+        assert story.emails_sent >= 1
+        assert_invariants(system, set(story.payments))
+    finally:
+        system.stop()
+
+
+def test_fault_run_keeps_every_invariant(faulty_system: LocalSystem) -> None:
+    system = faulty_system
+    state = system.state()
+    api = Api(system.api_url)
+    creator = issue_token("creator", state, system.options.workdir / "users.json")
+    backers = [issue_token(f"b{i}", state, system.options.workdir / "users.json") for i in range(10)]
+    now = datetime.now(UTC)
+    funding_ids = []
+    for index, goal in enumerate([150_000, 200_000, 250_000, 300_000, 5_000_000]):
+        status, body = api.call(
+            "POST",
+            "/api/funding",
+            creator,
+            {
+                "title": f"campaign {index}",
+                "description": "fault run",
+                "goalAmount": goal,
+                "duration": 10,
+                "startDate": _iso(now - timedelta(minutes=1)),
+                "endDate": _iso(now - timedelta(minutes=1) + timedelta(days=10)),
+                "status": "OPEN",
+                "fundingAmount": 0,
+                "minAmount": 1_000,
+                "maxAmount": 50_000,
+            },
+        )
+        assert status == 201, body
+        funding_ids.append(body["fundingId"])
+    rng = random.Random(3)
+
+    def pay(index: int) -> str | None:
+        body = {
+            "status": 1,
+            "payload": {
+                "fundingId": funding_ids[index % len(funding_ids)],
+                "amount": rng.randrange(5_000, 20_000),
+                "paymentMethod": "card",
+            },
+        }
+        status, answer = api.call("POST", "/api/payments", backers[index % len(backers)], body)
+        if status in (201, 202):
+            return str(answer["paymentId"])
+        assert status == 409, answer  # the campaign already closed: refused, not lost
+        return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        accepted = {pid for pid in pool.map(pay, range(320)) if pid}
+    assert len(accepted) >= 300
+    wait_for_terminal(system, accepted, timeout=420)
+    facts = assert_invariants(system, accepted)
+    states = Counter(p["state"] for p in facts["payments"].values())
+    assert states["DECLINED"] >= 1 and states["CAPTURED"] >= 1
+    stats = system.stats()
+    assert sum(stats["recordsRetried"].values()) >= 1
+    assert stats["duplicatesInjected"] >= 1
+
+
+def test_gateway_down_ends_in_failed_and_an_email(tmp_path: Path) -> None:
+    system = start_system(tmp_path, gateway={"PG_TRANSIENT_FAILURE_RATE": "1.0"}, time_scale=300.0)
+    try:
+        state = system.state()
+        api = Api(system.api_url)
+        creator = issue_token("creator", state, system.options.workdir / "users.json")
+        backer = issue_token("backer", state, system.options.workdir / "users.json")
+        now = datetime.now(UTC)
+        status, body = api.call(
+            "POST",
+            "/api/funding",
+            creator,
+            {
+                "title": "gateway down",
+                "description": "dlq path",
+                "goalAmount": 100_000,
+                "duration": 10,
+                "startDate": _iso(now - timedelta(minutes=1)),
+                "endDate": _iso(now - timedelta(minutes=1) + timedelta(days=10)),
+                "status": "OPEN",
+                "fundingAmount": 0,
+                "minAmount": 1_000,
+                "maxAmount": 50_000,
+            },
+        )
+        assert status == 201, body
+        status, body = api.call(
+            "POST",
+            "/api/payments",
+            backer,
+            {
+                "status": 1,
+                "payload": {"fundingId": body["fundingId"], "amount": 10_000, "paymentMethod": "card"},
+            },
+        )
+        assert status in (201, 202), body
+        payment_id = body["paymentId"]
+        wait_for_terminal(system, {payment_id}, timeout=300)
+        status, body = api.call("GET", f"/api/payments/{payment_id}", backer)
+        assert body["payload"]["state"] == "FAILED"
+        stats = system.stats()
+        assert stats["invocations"].get("payment_retry", 0) >= 1, stats
+        ledger = scan(system, TRANSACTIONS_TABLE.logical_name)
+        assert [i["type"] for i in ledger if i["paymentId"] == payment_id and i["type"] == "payment.failed"]
+        ses = system.client("ses")
+        assert int(ses.get_send_quota()["SentLast24Hours"]) >= 1
+    finally:
+        system.stop()
