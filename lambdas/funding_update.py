@@ -6,9 +6,10 @@ payment.cancel_requested (an approved payment met a closed or deleted campaign).
 
 A batch is grouped by campaign. For each campaign, one DynamoDB TransactWriteItems (≤ 100
 items; chunked beyond) moves its payments APPROVED→CAPTURED (condition: still APPROVED) and adds
-their sum to `fundingAmount` (condition: campaign OPEN, and fundingAmount/goalAmount still what we
-read). The campaign item is written once per batch instead of once per payment, which is what
-lets one hot campaign take thousands of payments per second.
+their sum to `fundingAmount` (condition: campaign OPEN, goalAmount unchanged, and the batch still
+cannot reach the goal — or, for the batch that crosses it, fundingAmount exactly as read).
+The campaign item is written once per batch instead of once per payment, which is what lets one
+hot campaign take thousands of payments per second.
 
 Invariants (DESIGN §3):
 - captured at most once: the payment condition. A duplicate delivery, or a retry after a crash
