@@ -9,6 +9,7 @@ python -m infra.report dev --json-only          # the JSON document on stdout, n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -63,9 +64,17 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     try:
         load = stated_load(args.stack, args.api_requests, args.payments)
-        head = build_report(synthesize(args.stack), load)
+        # the program's own warnings go to stderr: stdout is the Markdown (or the JSON document)
+        with contextlib.redirect_stdout(sys.stderr):
+            head = build_report(synthesize(args.stack), load)
     except (ConfigError, pulumi.RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the program itself refused (a component's declaration-time check)
+        print(
+            f"error: stack {args.stack!r} could not be synthesized: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     diff = None
     if args.base:
