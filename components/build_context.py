@@ -182,10 +182,14 @@ def context_digest(
     digest = hashlib.sha256()
     for rel in context_files(context_path, rules):
         path = context_path / rel
-        digest.update(b"file\0" + rel.encode() + b"\0")
-        digest.update(b"x" if os.access(path, os.X_OK) else b"-")
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 16), b""):
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            continue  # removed while we walked (an editor's temporary file): not in the context
+        with handle:
+            digest.update(b"file\0" + rel.encode() + b"\0")
+            digest.update(b"x" if os.access(path, os.X_OK) else b"-")
+            while chunk := handle.read(1 << 16):
                 digest.update(chunk)
         digest.update(b"\0")
     digest.update(b"dockerfile\0" + dockerfile_path.read_bytes() + b"\0")

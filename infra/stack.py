@@ -9,8 +9,10 @@ import pulumi_aws as aws
 
 from components.encryption import EncryptionKey, EncryptionKeyArgs
 from components.network import Network, NetworkArgs
+from components.web_service import WebService
+from infra.api_service import api_problems, backends_of, declare_api_service, declare_user_pool
 from infra.config import PROJECT, ConfigError, StackConfig, load
-from infra.payment_chain import PaymentChain, chain_problems, declare_payment_chain
+from infra.payment_chain import PaymentChain, UserPoolRef, chain_problems, declare_payment_chain
 
 
 def base_tags(cfg: StackConfig) -> dict[str, str]:
@@ -27,11 +29,12 @@ class Platform:
     key: EncryptionKey
     network: Network
     payment_chain: PaymentChain
+    api: WebService
 
 
 def build(cfg: StackConfig) -> Platform:
     """Declare every resource of the stack for a validated config."""
-    if problems := chain_problems(cfg):
+    if problems := chain_problems(cfg) + api_problems(cfg):
         raise ConfigError(cfg.stack, problems)
     provider = aws.Provider(
         "aws",
@@ -71,8 +74,26 @@ def build(cfg: StackConfig) -> Platform:
     pulumi.export("vpcId", network.vpc_id)
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("publicSubnetIds", network.public_subnet_ids)
-    payment_chain = declare_payment_chain(cfg, platform_key_arn=key.key_arn, opts=opts)
-    return Platform(config=cfg, provider=provider, key=key, network=network, payment_chain=payment_chain)
+    users = declare_user_pool(cfg, opts=opts)
+    payment_chain = declare_payment_chain(
+        cfg,
+        platform_key_arn=key.key_arn,
+        opts=opts,
+        user_pool=UserPoolRef(id=users.user_pool_id, arn=users.user_pool_arn),
+    )
+    api = declare_api_service(
+        cfg,
+        backends_of(payment_chain),
+        users,
+        vpc_id=network.vpc_id,
+        public_subnet_ids=network.public_subnet_ids,
+        private_subnet_ids=network.private_subnet_ids,
+        kms_key_arn=key.key_arn,
+        opts=opts,
+    )
+    return Platform(
+        config=cfg, provider=provider, key=key, network=network, payment_chain=payment_chain, api=api
+    )
 
 
 def main() -> None:
