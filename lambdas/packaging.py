@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -72,11 +74,15 @@ def source_files(function_name: str) -> list[tuple[str, Path]]:
 def build_archive(function_name: str, out_dir: Path) -> Path:
     """Write `<out_dir>/<function_name>.zip` deterministically and return its path.
 
-    The file is rewritten only when its bytes change, so its mtime also stays put.
+    The file is rewritten only when its bytes change, so its mtime also stays put. Each build
+    writes its own temporary file and renames it atomically, so concurrent builds (parallel
+    test runs, a preview beside `make run`) never see a half-written archive.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{function_name}.zip"
-    temporary = out_dir / f".{function_name}.zip.tmp"
+    handle, temporary_name = tempfile.mkstemp(prefix=f".{function_name}.", suffix=".zip.tmp", dir=out_dir)
+    os.close(handle)
+    temporary = Path(temporary_name)
     with zipfile.ZipFile(temporary, "w") as archive:
         for name, path in source_files(function_name):
             info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)

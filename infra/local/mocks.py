@@ -184,9 +184,12 @@ class EmulatorMocks(pulumi_mocks.Mocks):
         }
         indexes = []
         for index in inputs.get("globalSecondaryIndexes") or []:
-            schema = [{"AttributeName": index["hashKey"], "KeyType": "HASH"}]
-            if index.get("rangeKey"):
-                schema.append({"AttributeName": index["rangeKey"], "KeyType": "RANGE"})
+            if index.get("keySchemas"):  # pulumi-aws 7 shape
+                schema = [{"AttributeName": k["attributeName"], "KeyType": k["keyType"]} for k in index["keySchemas"]]
+            else:
+                schema = [{"AttributeName": index["hashKey"], "KeyType": "HASH"}]
+                if index.get("rangeKey"):
+                    schema.append({"AttributeName": index["rangeKey"], "KeyType": "RANGE"})
             projection: dict[str, Any] = {"ProjectionType": index.get("projectionType", "ALL")}
             if index.get("nonKeyAttributes"):
                 projection["NonKeyAttributes"] = index["nonKeyAttributes"]
@@ -230,7 +233,7 @@ class EmulatorMocks(pulumi_mocks.Mocks):
             ("kmsMasterKeyId", "KmsMasterKeyId"),
         ):
             if inputs.get(key) is not None:
-                attributes[attribute] = str(inputs[key])
+                attributes[attribute] = _attribute(inputs[key])
         if inputs.get("redrivePolicy"):
             attributes["RedrivePolicy"] = json.dumps(_json(inputs["redrivePolicy"]))
         if inputs.get("fifoQueue"):
@@ -435,6 +438,13 @@ class EmulatorMocks(pulumi_mocks.Mocks):
             self.deployment.containers.append({"family": family, **definition})
         arn = self._arn("ecs", f"task-definition/{family}:1")
         return arn, {"arn": arn, "id": arn, "revision": 1, "arnWithoutRevision": arn.rsplit(":", 1)[0]}
+
+
+def _attribute(value: Any) -> str:
+    """An SQS attribute value: integral numbers without the ".0" the engine's floats carry."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _metric_query(query: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import boto3
 from infra.local.system import STATE_FILE
 
 USERS_FILE = STATE_FILE.parent / "users.json"
-_USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 
 
 class NotRunning(RuntimeError):
@@ -45,6 +45,8 @@ def issue_token(user: str, state: dict[str, Any], users_file: Path = USERS_FILE)
         aws_secret_access_key="local",
     )
     pool_id, client_id = state["userPoolId"], state["clientId"]
+    # The pool signs users in by email address; each local user gets one on example.com.
+    username = user if "@" in user else f"{user}@example.com"
     users: dict[str, str] = json.loads(users_file.read_text()) if users_file.exists() else {}
     key = f"{pool_id}/{user}"
     password = users.get(key)
@@ -53,11 +55,16 @@ def issue_token(user: str, state: dict[str, Any], users_file: Path = USERS_FILE)
         with contextlib.suppress(cognito.exceptions.UsernameExistsException):
             cognito.admin_create_user(
                 UserPoolId=pool_id,
-                Username=user,
+                Username=username,
                 MessageAction="SUPPRESS",
-                UserAttributes=[{"Name": "email", "Value": f"{user}@example.com"}],
+                UserAttributes=[
+                    {"Name": "email", "Value": username},
+                    {"Name": "email_verified", "Value": "true"},
+                ],
             )
-        cognito.admin_set_user_password(UserPoolId=pool_id, Username=user, Password=password, Permanent=True)
+        cognito.admin_set_user_password(
+            UserPoolId=pool_id, Username=username, Password=password, Permanent=True
+        )
         users[key] = password
         users_file.parent.mkdir(parents=True, exist_ok=True)
         users_file.write_text(json.dumps(users, indent=2))
@@ -65,7 +72,7 @@ def issue_token(user: str, state: dict[str, Any], users_file: Path = USERS_FILE)
         UserPoolId=pool_id,
         ClientId=client_id,
         AuthFlow="ADMIN_USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": user, "PASSWORD": password},
+        AuthParameters={"USERNAME": username, "PASSWORD": password},
     )["AuthenticationResult"]
     return str(result["AccessToken"])
 
