@@ -123,7 +123,7 @@ def tell(state: dict[str, Any], timeout: float = 240.0) -> Story:
         "status": "OPEN",
         "fundingAmount": 0,
         "minAmount": 1_000,
-        "maxAmount": 60_000,
+        "maxAmount": GOAL,
     }
     status, answer = api.call("POST", "/api/funding", tokens["creator"], campaign)
     if status != 201:
@@ -178,9 +178,9 @@ def tell(state: dict[str, Any], timeout: float = 240.0) -> Story:
     )
     table_name = _table_name(state, TRANSACTIONS_TABLE.logical_name)
     time.sleep(2.0)  # let the ledger drain the last events
-    items = dynamodb.Table(table_name).query(
-        KeyConditionExpression=Key("fundingId").eq(story.funding_id)
-    )["Items"]
+    items = dynamodb.Table(table_name).query(KeyConditionExpression=Key("fundingId").eq(story.funding_id))[
+        "Items"
+    ]
     story.ledger = sorted(items, key=lambda item: str(item.get("recordKey")))
     ses = boto3.client(
         "ses",

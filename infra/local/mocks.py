@@ -185,7 +185,10 @@ class EmulatorMocks(pulumi_mocks.Mocks):
         indexes = []
         for index in inputs.get("globalSecondaryIndexes") or []:
             if index.get("keySchemas"):  # pulumi-aws 7 shape
-                schema = [{"AttributeName": k["attributeName"], "KeyType": k["keyType"]} for k in index["keySchemas"]]
+                schema = [
+                    {"AttributeName": k["attributeName"], "KeyType": k["keyType"]}
+                    for k in index["keySchemas"]
+                ]
             else:
                 schema = [{"AttributeName": index["hashKey"], "KeyType": "HASH"}]
                 if index.get("rangeKey"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -215,7 +216,8 @@ class LocalSystem:
         container = containers[0]
         env = base_process_environment()
         env.update(emulator_credentials(self.emulator_url, self.region))
-        env.update({item["name"]: str(item["value"]) for item in container.get("environment") or []})
+        for item in container.get("environment") or []:
+            env[item["name"]] = _to_emulator(str(item["value"]), self.emulator_url)
         if container.get("secrets"):
             names = ", ".join(s["name"] for s in container["secrets"])
             self.progress(f"  warning: the task's secrets ({names}) are not available locally")
@@ -343,6 +345,18 @@ class LocalSystem:
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
+
+
+_AWS_JWKS = re.compile(
+    r"^https://cognito-idp\.[a-z0-9-]+\.amazonaws\.com/(?P<pool>[^/]+)/\.well-known/jwks\.json$"
+)
+
+
+def _to_emulator(value: str, emulator_url: str) -> str:
+    """Point an AWS service URL in the environment at the emulator (only Cognito's JWKS is fetched
+    by URL; every SDK call already goes to AWS_ENDPOINT_URL)."""
+    match = _AWS_JWKS.match(value)
+    return f"{emulator_url}/{match['pool']}/.well-known/jwks.json" if match else value
 
 
 def banner(system: LocalSystem) -> str:
