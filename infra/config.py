@@ -121,6 +121,13 @@ class Key:
         return self.default is REQUIRED
 
 
+def _pipeline_pattern_matches(pattern: str, value: str) -> bool:
+    """Check with `components.pipeline`'s own patterns (imported late: it loads pulumi_aws)."""
+    from components import pipeline
+
+    return bool(getattr(pipeline, pattern).match(value))
+
+
 def _is_cidr(value: str) -> bool:
     try:
         network = ipaddress.ip_network(value, strict=True)
@@ -403,6 +410,98 @@ KEYS: tuple[Key, ...] = (
         "it); otherwise SRP only.",
         "true or false",
     ),
+    Key(
+        "queueAgeAlarmSeconds",
+        "integer",
+        1200,
+        "Alarm when a queue's oldest message is older than this (a stalled consumer). Above the "
+        "longest payment retry delay (900 s), so a delayed retry alone does not alarm.",
+        "a whole number from 60 to 1209600",
+        lambda v: 60 <= v <= 1_209_600,
+    ),
+    Key(
+        "functionErrorsThreshold",
+        "integer",
+        0,
+        "Alarm when a function fails more than this many times in 5 minutes (0: any error).",
+        "a whole number from 0 to 100000",
+        lambda v: 0 <= v <= 100_000,
+    ),
+    Key(
+        "functionThrottlesThreshold",
+        "integer",
+        0,
+        "Alarm when a function is throttled more than this many times in 5 minutes (0: any throttle).",
+        "a whole number from 0 to 100000",
+        lambda v: 0 <= v <= 100_000,
+    ),
+    Key(
+        "tableThrottlesThreshold",
+        "integer",
+        0,
+        "Alarm when a table throttles more than this many reads and writes in 5 minutes (0: any).",
+        "a whole number from 0 to 100000",
+        lambda v: 0 <= v <= 100_000,
+    ),
+    Key(
+        "alb5xxRatePercent",
+        "number",
+        5.0,
+        "Alarm when more than this percentage of the API's requests get a 5xx answer (load balancer "
+        "or service) in 5 minutes.",
+        "a number above 0, up to 100",
+        lambda v: 0 < v <= 100,
+    ),
+    Key(
+        "taskShortfallMinutes",
+        "integer",
+        5,
+        "Alarm when the API runs fewer tasks than desired for this many consecutive minutes.",
+        "a whole number from 1 to 60",
+        lambda v: 1 <= v <= 60,
+    ),
+    Key(
+        "pipelineEnabled",
+        "boolean",
+        False,
+        "Deliver the API through a CodePipeline: pushes to pipelineBranch run `make test`, build and "
+        "push the image tagged with the commit and deploy it to the API service.",
+        "true or false",
+    ),
+    Key(
+        "pipelineConnectionArn",
+        "string",
+        "",
+        "CodeConnections (CodeStar) connection the pipeline reads the repository through; create it "
+        "in the console and complete the handshake first. Required when pipelineEnabled.",
+        "empty, or arn:aws:codeconnections:<region>:<account>:connection/<uuid> "
+        "(or arn:aws:codestar-connections:…)",
+        lambda v: v == "" or _pipeline_pattern_matches("CONNECTION_ARN_PATTERN", v),
+    ),
+    Key(
+        "pipelineRepository",
+        "string",
+        "",
+        "Repository the pipeline builds, as owner/name. Required when pipelineEnabled.",
+        "empty, or owner/name",
+        lambda v: v == "" or _pipeline_pattern_matches("REPOSITORY_PATTERN", v),
+    ),
+    Key(
+        "pipelineBranch",
+        "string",
+        "main",
+        "Branch whose pushes start the pipeline.",
+        "a git branch name",
+        lambda v: _pipeline_pattern_matches("BRANCH_PATTERN", v),
+    ),
+    Key(
+        "pipelineApproval",
+        "boolean",
+        False,
+        "A person approves each deployment (a manual approval stage before Deploy). Must be true on "
+        "a prod stack with a pipeline.",
+        "true or false (true when environment is prod and pipelineEnabled)",
+    ),
 )
 """Every key the program reads. Add new keys here; `StackConfig` gets a matching field."""
 
@@ -447,6 +546,17 @@ class StackConfig:
     waf_rate_limit: int
     user_pool_mfa: str
     user_pool_password_auth: bool
+    queue_age_alarm_seconds: int
+    function_errors_threshold: int
+    function_throttles_threshold: int
+    table_throttles_threshold: int
+    alb5xx_rate_percent: float
+    task_shortfall_minutes: int
+    pipeline_enabled: bool
+    pipeline_connection_arn: str
+    pipeline_repository: str
+    pipeline_branch: str
+    pipeline_approval: bool
 
     @property
     def is_prod(self) -> bool:

@@ -465,7 +465,8 @@ def declare_payment_chain(
         OPS_ALERTS,
         TopicArgs(
             kms_key_arn=key,
-            publisher_services=["cloudwatch"],
+            # Alarms; and pipeline notifications (infra/pipeline.py) when the stack has a pipeline.
+            publisher_services=["cloudwatch", *(["codestar-notifications"] if cfg.pipeline_enabled else [])],
             email_subscriptions=[cfg.alert_email] if cfg.alert_email else [],
         ),
         opts=opts,

@@ -9,10 +9,14 @@ import pulumi_aws as aws
 
 from components.encryption import EncryptionKey, EncryptionKeyArgs
 from components.network import Network, NetworkArgs
+from components.observability import Observability
+from components.pipeline import ContainerPipeline
 from components.web_service import WebService
 from infra.api_service import api_problems, backends_of, declare_api_service, declare_user_pool
 from infra.config import PROJECT, ConfigError, StackConfig, load
+from infra.observability import declare_observability
 from infra.payment_chain import PaymentChain, UserPoolRef, chain_problems, declare_payment_chain
+from infra.pipeline import declare_pipeline, pipeline_problems
 
 
 def base_tags(cfg: StackConfig) -> dict[str, str]:
@@ -30,11 +34,13 @@ class Platform:
     network: Network
     payment_chain: PaymentChain
     api: WebService
+    observability: Observability
+    pipeline: ContainerPipeline | None = None
 
 
 def build(cfg: StackConfig) -> Platform:
     """Declare every resource of the stack for a validated config."""
-    if problems := chain_problems(cfg) + api_problems(cfg):
+    if problems := chain_problems(cfg) + api_problems(cfg) + pipeline_problems(cfg):
         raise ConfigError(cfg.stack, problems)
     provider = aws.Provider(
         "aws",
@@ -54,7 +60,14 @@ def build(cfg: StackConfig) -> Platform:
         "platform",
         EncryptionKeyArgs(
             description=f"{PROJECT}-{cfg.stack}: logs, topics, queues, tables",
-            service_principals=("sns", "sqs", "events", "cloudwatch"),
+            # codestar-notifications: pipeline notifications into the encrypted ops-alerts topic.
+            service_principals=(
+                "sns",
+                "sqs",
+                "events",
+                "cloudwatch",
+                *(("codestar-notifications",) if cfg.pipeline_enabled else ()),
+            ),
             allow_cloudwatch_logs=True,
         ),
         opts=opts,
@@ -91,8 +104,19 @@ def build(cfg: StackConfig) -> Platform:
         kms_key_arn=key.key_arn,
         opts=opts,
     )
+    observability = declare_observability(cfg, payment_chain, api, opts=opts)
+    pipeline = declare_pipeline(
+        cfg, api, kms_key_arn=key.key_arn, alert_topic_arn=payment_chain.alerts_topic.arn, opts=opts
+    )
     return Platform(
-        config=cfg, provider=provider, key=key, network=network, payment_chain=payment_chain, api=api
+        config=cfg,
+        provider=provider,
+        key=key,
+        network=network,
+        payment_chain=payment_chain,
+        api=api,
+        observability=observability,
+        pipeline=pipeline,
     )
 
 
