@@ -1,0 +1,190 @@
+"""Observability layer: the stack's dashboards and alarms, from what the other layers declared.
+
+Nothing here lists a resource by hand: the watched queues, dead-letter queues, functions and
+tables are every one the payment chain declared (`PaymentChain`), the load balancer and ECS
+service are the API's (`WebService`), and the business metrics are `contract.Metric` in
+`contract.METRICS_NAMESPACE`, emitted with the dimension `contract.METRICS_SERVICE_DIMENSION` =
+each function's `POWERTOOLS_SERVICE_NAME` as this stack sets it. A queue or function added to
+the chain appears on the operations dashboard and gets its alarms without an edit here.
+
+Every alarm notifies the `ops-alerts` topic, whose email subscription (`alertEmail`) the payment
+chain creates. The DLQ-not-empty alarms are the ones `components.messaging.Queue` (and
+`ScheduledFunction`'s DLQ) already create; this layer does not add a second one.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.messaging import Queue, ScheduledFunction
+from components.observability import Observability, ObservabilityArgs
+from components.web_service import WebService
+from dashboards.alarms import AlarmThresholds
+from dashboards.business import CustomMetrics, LogPanel, MetricPanel
+from dashboards.refs import (
+    Watched,
+    WatchedFunction,
+    WatchedLoadBalancer,
+    WatchedQueue,
+    WatchedService,
+    WatchedTable,
+)
+from infra.api_service import API_NAME
+from infra.config import PROJECT, StackConfig
+from infra.payment_chain import PaymentChain
+from lambdas.shared import contract
+from lambdas.shared.contract import Metric
+
+SERVICE_NAME_VARIABLE = "POWERTOOLS_SERVICE_NAME"
+"""The environment variable whose value Powertools writes into the `service` dimension."""
+EVENT_TYPE_LOG_KEY = "eventType"
+"""The log key `lambdas.shared.telemetry.correlated` writes each event's type under."""
+
+PAYMENT_STATES = (
+    Metric.PAYMENTS_REQUESTED,
+    Metric.PAYMENTS_CAPTURED,
+    Metric.PAYMENTS_DECLINED,
+    Metric.PAYMENTS_FAILED,
+    Metric.PAYMENTS_CANCELLED,
+    Metric.PAYMENTS_REFUNDED,
+)
+
+BUSINESS_PANELS: tuple[MetricPanel, ...] = (
+    MetricPanel(
+        "Payments per 5 minutes",
+        tuple(PAYMENT_STATES),
+        labels={m.value: m.value.removeprefix("Payments").lower() for m in PAYMENT_STATES},
+        y_label="Payments",
+    ),
+    MetricPanel(
+        "Amount captured per 5 minutes",
+        (Metric.AMOUNT_CAPTURED,),
+        labels={Metric.AMOUNT_CAPTURED: "captured (smallest currency unit)"},
+        y_label="Amount",
+    ),
+    MetricPanel("Goals reached per 5 minutes", (Metric.GOALS_REACHED,), y_label="Campaigns", width=8),
+    MetricPanel("Retry attempts per 5 minutes", (Metric.RETRY_ATTEMPTS,), y_label="Attempts", width=8),
+    MetricPanel(
+        "Approvals, reconciliation, poison messages, notifications",
+        (
+            Metric.PAYMENTS_APPROVED,
+            Metric.PAYMENTS_RECONCILED,
+            Metric.POISON_MESSAGES,
+            Metric.NOTIFICATIONS_SENT,
+            Metric.NOTIFICATIONS_SKIPPED,
+        ),
+        width=8,
+    ),
+)
+"""The business graphs: every `contract.Metric` appears in exactly one (a test checks)."""
+
+FAILED_PAYMENTS_QUERY = (
+    f"fields @timestamp, paymentId, fundingId, service, message\n"
+    f'| filter {EVENT_TYPE_LOG_KEY} = "{contract.EventType.PAYMENT_FAILED}"\n'
+    "| sort @timestamp desc\n"
+    "| dedup paymentId\n"
+    "| limit 50"
+)
+"""Latest failed payments, one row each, from the functions that receive `payment.failed`."""
+
+
+def alarm_thresholds(cfg: StackConfig) -> AlarmThresholds:
+    """The stack config's thresholds."""
+    return AlarmThresholds(
+        queue_age_seconds=cfg.queue_age_alarm_seconds,
+        function_errors=cfg.function_errors_threshold,
+        function_throttles=cfg.function_throttles_threshold,
+        table_throttles=cfg.table_throttles_threshold,
+        alb_5xx_rate_percent=cfg.alb5xx_rate_percent,
+        task_shortfall_minutes=cfg.task_shortfall_minutes,
+    )
+
+
+def _queue(label: str, queue: Queue) -> WatchedQueue[pulumi.Input[str]]:
+    return WatchedQueue(
+        label,
+        queue.name,
+        queue.dead_letter.name if queue.dead_letter is not None else None,
+        # components.messaging.Queue alarms on its DLQ's depth itself.
+        dead_letter_alarm_exists=queue.dead_letter is not None,
+    )
+
+
+def watched_resources(chain: PaymentChain, api: WebService) -> Watched[pulumi.Input[str]]:
+    """Every queue, DLQ, function and table of the chain, and the API's load balancer and service."""
+    queues = [_queue(label, queue) for label, queue in chain.queues.items()]
+    for name, function in chain.functions.items():
+        if isinstance(function, ScheduledFunction):
+            # The schedule's DLQ: its own component already alarms when it is not empty.
+            queues.append(
+                WatchedQueue(
+                    f"{name.replace('_', '-')}-schedule-dlq",
+                    function.dead_letter.name,
+                    is_dead_letter=True,
+                    dead_letter_alarm_exists=True,
+                )
+            )
+    return Watched(
+        queues=tuple(queues),
+        functions=tuple(
+            WatchedFunction(name.replace("_", "-"), fn.function_name) for name, fn in chain.functions.items()
+        ),
+        tables=tuple(WatchedTable(name, table.name) for name, table in chain.tables.items()),
+        load_balancers=(WatchedLoadBalancer(API_NAME, api.alb_arn_suffix, api.target_group_arn_suffix),),
+        services=(WatchedService(API_NAME, api.cluster_name, api.service_name),),
+    )
+
+
+def business_metrics(chain: PaymentChain) -> CustomMetrics[pulumi.Input[str]]:
+    """The EMF metrics, filtered to the service names this stack gives its functions."""
+    emitters = tuple(
+        chain.environments[name][SERVICE_NAME_VARIABLE]
+        for name in chain.functions
+        if SERVICE_NAME_VARIABLE in chain.environments.get(name, {})
+    )
+    return CustomMetrics(
+        namespace=contract.METRICS_NAMESPACE,
+        dimension=contract.METRICS_SERVICE_DIMENSION,
+        panels=BUSINESS_PANELS,
+        emitters=emitters,
+    )
+
+
+def failed_payment_loggers() -> list[str]:
+    """Functions that receive `payment.failed` events and log each one with its type (from the contract)."""
+    return sorted(
+        consumer.function
+        for consumer in contract.CONSUMERS
+        if contract.EventType.PAYMENT_FAILED in consumer.events
+    )
+
+
+def failed_payments_panel(chain: PaymentChain) -> LogPanel[pulumi.Input[str]]:
+    """A Logs Insights table of the latest failed payments, over those functions' log groups."""
+    return LogPanel(
+        "Latest failed payments",
+        tuple(chain.functions[name].log_group_name for name in failed_payment_loggers()),
+        FAILED_PAYMENTS_QUERY,
+    )
+
+
+def declare_observability(
+    cfg: StackConfig, chain: PaymentChain, api: WebService, *, opts: pulumi.ResourceOptions
+) -> Observability:
+    """The operations and business dashboards and the alarms, notifying ops-alerts."""
+    observability = Observability(
+        "observability",
+        ObservabilityArgs(
+            alarm_topic_arn=chain.alerts_topic.arn,
+            dashboard_name_prefix=f"{PROJECT}-{cfg.stack}",
+            watched=watched_resources(chain, api),
+            thresholds=alarm_thresholds(cfg),
+            custom_metrics=business_metrics(chain),
+            log_panels=(failed_payments_panel(chain),),
+        ),
+        opts=opts,
+    )
+    pulumi.export("operationsDashboardName", observability.operations_dashboard_name)
+    if observability.business_dashboard_name is not None:
+        pulumi.export("businessDashboardName", observability.business_dashboard_name)
+    return observability

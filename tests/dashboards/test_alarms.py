@@ -1,0 +1,123 @@
+"""The alarm catalogue as data: which alarms each watched resource gets, thresholds, math that adds up."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from dashboards.alarms import AlarmSpec, AlarmThresholds, MetricStat, alarms_for
+from tests.dashboards.test_operations import WATCHED
+
+
+def test_every_watched_resource_gets_its_alarms() -> None:
+    specs = alarms_for(WATCHED, AlarmThresholds())
+    kinds = Counter((spec.kind, spec.subject) for spec in specs)
+    assert kinds == Counter(
+        {
+            ("queue-age", "orders"): 1,
+            ("queue-age", "refunds"): 1,
+            ("dead-letter", "orders"): 1,
+            ("dead-letter", "nightly"): 1,
+            ("function-errors", "shipper"): 1,
+            ("function-throttles", "shipper"): 1,
+            ("function-errors", "billing"): 1,
+            ("function-throttles", "billing"): 1,
+            ("table-throttles", "orders"): 1,
+            ("alb-5xx-rate", "web"): 1,
+            ("task-shortfall", "web"): 1,
+        }
+    )
+    assert len({spec.key for spec in specs}) == len(specs)
+
+
+def test_existing_dead_letter_alarms_are_not_duplicated() -> None:
+    from dashboards.refs import Watched, WatchedQueue
+
+    watched = Watched(
+        queues=(
+            WatchedQueue("a", "a-q", "a-dlq", dead_letter_alarm_exists=True),
+            WatchedQueue("n", "n-dlq", is_dead_letter=True, dead_letter_alarm_exists=True),
+        )
+    )
+    assert [spec.kind for spec in alarms_for(watched, AlarmThresholds())] == ["queue-age"]
+
+
+def test_dead_letter_alarm_fires_on_the_first_message() -> None:
+    [spec] = [s for s in alarms_for(WATCHED, AlarmThresholds()) if s.key == "nightly-dead-letters"]
+    assert spec.metric is not None
+    assert (spec.metric.metric_name, dict(spec.metric.dimensions)) == (
+        "ApproximateNumberOfMessagesVisible",
+        {"QueueName": "nightly-dlq"},
+    )
+    assert (spec.threshold, spec.comparison) == (0, "GreaterThanThreshold")
+
+
+def test_thresholds_reach_the_alarms() -> None:
+    thresholds = AlarmThresholds(
+        queue_age_seconds=1800,
+        function_errors=3,
+        function_throttles=2,
+        table_throttles=7,
+        alb_5xx_rate_percent=2.5,
+        task_shortfall_minutes=10,
+    )
+    by_kind = {spec.kind: spec for spec in alarms_for(WATCHED, thresholds)}
+    assert by_kind["queue-age"].threshold == 1800
+    assert by_kind["function-errors"].threshold == 3
+    assert by_kind["function-throttles"].threshold == 2
+    assert by_kind["table-throttles"].threshold == 7
+    assert by_kind["alb-5xx-rate"].threshold == 2.5
+    shortfall = by_kind["task-shortfall"]
+    assert (shortfall.evaluation_periods, shortfall.datapoints_to_alarm) == (10, 10)
+
+
+def test_metric_math_refers_only_to_its_own_queries() -> None:
+    for spec in alarms_for(WATCHED, AlarmThresholds()):
+        if not spec.queries:
+            continue
+        ids = {q.id for q in spec.queries if q.metric is not None}
+        [math] = [q for q in spec.queries if q.return_data]
+        assert math.expression is not None
+        names = set(re.findall(r"\b([a-z][a-z0-9]*)\b", math.expression))
+        assert names <= ids, (spec.key, names - ids)
+        assert ids <= names, (spec.key, ids - names)
+
+
+def test_alb_rate_covers_both_sources_of_5xx_per_request() -> None:
+    [spec] = [s for s in alarms_for(WATCHED, AlarmThresholds()) if s.kind == "alb-5xx-rate"]
+    metrics = {q.metric.metric_name for q in spec.queries if q.metric is not None}
+    assert metrics == {"RequestCount", "HTTPCode_ELB_5XX_Count", "HTTPCode_Target_5XX_Count"}
+    assert all(dict(q.metric.dimensions) == {"LoadBalancer": "app/web/abc"} for q in spec.queries if q.metric)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"queue_age_seconds": 10}, "queue_age_seconds=10"),
+        ({"function_errors": -1}, "function_errors=-1"),
+        ({"alb_5xx_rate_percent": 0}, "alb_5xx_rate_percent=0"),
+        ({"task_shortfall_minutes": 0}, "task_shortfall_minutes=0"),
+    ],
+)
+def test_thresholds_refuse_nonsense(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AlarmThresholds(**kwargs)  # type: ignore[arg-type]
+
+
+def test_an_alarm_is_one_metric_or_one_returning_query() -> None:
+    stat = MetricStat("NS", "M", {"d": "v"}, "Sum", 60)
+    common = dict(
+        key="k",
+        kind="x",
+        subject="s",
+        description="d",
+        threshold=0,
+        comparison="GreaterThanThreshold",
+        treat_missing_data="notBreaching",
+    )
+    with pytest.raises(ValueError, match="exactly one of metric and queries"):
+        AlarmSpec(**common, evaluation_periods=1, datapoints_to_alarm=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="datapoints_to_alarm=2"):
+        AlarmSpec(**common, evaluation_periods=1, datapoints_to_alarm=2, metric=stat)  # type: ignore[arg-type]
