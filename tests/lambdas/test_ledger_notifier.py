@@ -48,6 +48,38 @@ def test_ledger_fails_poison_records(platform: Platform) -> None:
     assert result["batchItemFailures"] == [{"itemIdentifier": "x"}]
 
 
+def test_ledger_writes_a_batch_in_few_calls_and_fails_only_unwritten_records(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = [
+        contract.make_event("payment.requested", payment_id=f"p{i}", funding_id="f2", amount=5 + i)
+        for i in range(30)
+    ]
+    dynamodb = aws.client("dynamodb")
+    real_batch_write = dynamodb.batch_write_item
+    calls: list[int] = []
+    stuck = {"S": contract.ledger_record_key(events[7])}
+
+    def flaky_batch_write(**kwargs: Any) -> dict[str, Any]:
+        ((table, requests),) = kwargs["RequestItems"].items()
+        calls.append(len(requests))
+        keep = [r for r in requests if r["PutRequest"]["Item"]["recordKey"] == stuck]
+        written = [r for r in requests if r not in keep]
+        if written:
+            real_batch_write(RequestItems={table: written})
+        return {"UnprocessedItems": {table: keep} if keep else {}}
+
+    monkeypatch.setattr(dynamodb, "batch_write_item", flaky_batch_write)
+    monkeypatch.setattr(ledger_recorder.time, "sleep", lambda _seconds: None)
+    batch = [_record(event, f"m{i}") for i, event in enumerate(events)]
+    result = ledger_recorder.handler({"Records": batch}, FakeContext())
+
+    assert result["batchItemFailures"] == [{"itemIdentifier": "m7"}]
+    assert len(platform.ledger("f2")) == 29
+    # 30 events: one call of 25 (its stuck row retried alone three more times), one call of 5
+    assert calls == [25, 1, 1, 1, 5]
+
+
 def test_backer_gets_one_email_per_event_even_when_delivered_twice(platform: Platform) -> None:
     funding_id = platform.create_campaign()
     payment = platform.create_payment(funding_id, 12_345, publish=False, email="kim@example.com")
