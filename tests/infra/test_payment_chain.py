@@ -293,7 +293,8 @@ def test_every_dead_letter_queue_alarms_to_ops_alerts(synth: SynthFn, stack: str
     watched = set()
     for alarm in s.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
         assert alarm.inputs["alarmActions"] == [alerts], alarm.name
-        watched.add(names[alarm.inputs["dimensions"]["QueueName"]])
+        if alarm.inputs.get("metricName") == "ApproximateNumberOfMessagesVisible":  # the DLQ alarms
+            watched.add(names[alarm.inputs["dimensions"]["QueueName"]])
     dead_letter_queues = {
         q.name for q in s.of_type("aws:sqs/queue:Queue") if q.name.endswith("dlq") or "-dlq-" in q.name
     }
