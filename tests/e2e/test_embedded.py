@@ -143,7 +143,7 @@ def wait_for_terminal(system: LocalSystem, payment_ids: set[str], timeout: float
 
 def test_the_demo_story(tmp_path: Path) -> None:
     system = start_system(
-        tmp_path, gateway={"PG_TRANSIENT_FAILURE_RATE": "0.3", "PG_DECLINE_RATE": "0.2", "PG_SEED": "7"}
+        tmp_path, gateway={"PG_TRANSIENT_FAILURE_RATE": "0.3", "PG_DECLINE_RATE": "0.1", "PG_SEED": "7"}
     )
     try:
         story = tell(system.state(), timeout=120)
