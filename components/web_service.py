@@ -192,6 +192,9 @@ class WebServiceArgs:
             Default none.
         desired_count: Tasks to start with; between `min_count` and `max_count`. Default 2.
             Autoscaling owns the count afterwards (later changes to it are ignored).
+        spot: Run the tasks on Fargate Spot (interruptible at two minutes' notice, about 70%
+            cheaper): for development stacks. On a cluster the component creates, it enables
+            the FARGATE_SPOT capacity provider; a cluster passed in must have it. Default False.
         min_count: Autoscaling minimum. Default 2.
         max_count: Autoscaling maximum. Default 4.
         cpu_target_percent: Average CPU utilisation autoscaling holds the service at. Default 60.
@@ -234,6 +237,7 @@ class WebServiceArgs:
     secrets_kms_key_arns: Sequence[pulumi.Input[str]] = ()
     grants: Sequence[Grant] = ()
     desired_count: int = 2
+    spot: bool = False
     min_count: int = 2
     max_count: int = 4
     cpu_target_percent: float = 60.0
@@ -458,7 +462,13 @@ class WebService(Component):
             cluster=cluster_arn,
             task_definition=task_definition.arn,
             desired_count=args.desired_count,
-            launch_type="FARGATE",
+            # Spot runs through a capacity provider strategy; a service sets one or a launch type.
+            launch_type=None if args.spot else "FARGATE",
+            capacity_provider_strategies=[
+                aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE_SPOT", weight=1)
+            ]
+            if args.spot
+            else None,
             platform_version="LATEST",
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
                 subnets=list(args.private_subnet_ids),
@@ -677,7 +687,15 @@ class WebService(Component):
             tags=self.named_tags(f"{name}-cluster"),
             opts=self.child_opts(),
         )
-        return cluster.arn, cluster.name
+        capacity = aws.ecs.ClusterCapacityProviders(
+            f"{name}-capacity-providers",
+            cluster_name=cluster.name,
+            capacity_providers=["FARGATE", "FARGATE_SPOT"],
+            opts=self.child_opts(),
+        )
+        # The service may only name FARGATE_SPOT once the cluster has it: its ARN waits for that.
+        arn_with_capacity = pulumi.Output.all(cluster.arn, capacity.id).apply(lambda values: str(values[0]))
+        return arn_with_capacity, cluster.name
 
     def _task_definition(
         self,

@@ -189,6 +189,7 @@ def declare_api_service(
             environment=api_environment(cfg, backends, users),
             grants=api_grants(backends),
             desired_count=cfg.api_desired_count,
+            spot=cfg.api_spot,
             min_count=cfg.api_min_count,
             max_count=cfg.api_max_count,
             certificate_arn=cfg.certificate_arn or None,

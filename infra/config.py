@@ -346,6 +346,13 @@ KEYS: tuple[Key, ...] = (
         lambda v: 1 <= v <= 100,
     ),
     Key(
+        "apiSpot",
+        "boolean",
+        False,
+        "Run the API tasks on Fargate Spot (interruptible, about 70% cheaper). For development stacks.",
+        "true or false",
+    ),
+    Key(
         "apiMinCount",
         "integer",
         1,
@@ -538,6 +545,7 @@ class StackConfig:
     api_cpu: int
     api_memory_mb: int
     api_desired_count: int
+    api_spot: bool
     api_min_count: int
     api_max_count: int
     api_image_uri: str

@@ -123,6 +123,20 @@ def test_tasks_run_in_private_subnets_without_public_ips(synth: SynthFn) -> None
     assert balancer == {"targetGroupArn": forward_target, "containerName": "web", "containerPort": 8080}
 
 
+def test_spot_runs_the_tasks_on_fargate_spot_which_the_cluster_offers(synth: SynthFn) -> None:
+    on_demand = web(synth)
+    (service,) = on_demand.of_type("aws:ecs/service:Service")
+    assert not service.inputs.get("capacityProviderStrategies")
+
+    s = web(synth, spot=True)
+    (service,) = s.of_type("aws:ecs/service:Service")
+    assert "launchType" not in service.inputs
+    assert service.inputs["capacityProviderStrategies"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    (providers,) = s.of_type("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders")
+    assert set(providers.inputs["capacityProviders"]) == {"FARGATE", "FARGATE_SPOT"}
+    assert providers.inputs["clusterName"] == s.of_type("aws:ecs/cluster:Cluster")[0].state["name"]
+
+
 # --- load balancer ------------------------------------------------------------------------
 
 

@@ -113,11 +113,6 @@ def test_dev_stack_idle_estimate_names_nat_and_stays_within_target(synth: SynthF
     assert est.load_total >= est.idle_total
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dev idle is about $83 (NAT $43, ALB $16, public IPv4 $11, Fargate $10); Fargate Spot for dev "
-    "(no config key yet) would bring it to about $76. Remove this mark when it passes.",
-)
 def test_dev_stack_idle_estimate_is_within_the_80_dollar_target(synth: SynthFn) -> None:
     est = estimate(synth("dev"), Load(1_000_000, 10_000), PRICES)
     assert est.idle_total <= 80, [(li.item, round_money(li.idle_cost)) for li in est.dominant("idle")]
