@@ -46,6 +46,7 @@ import pulumi_aws as aws
 from components.base import AccountFacts, Component, account_facts
 from components.encryption import EncryptionKey, EncryptionKeyArgs
 from components.iam import Grant, ecr_pull, kms_use, logs_write, policy_document
+from components.storage import private_bucket, tls_only_statement
 
 BuildArchitecture = Literal["X86_64", "ARM64"]
 
@@ -333,21 +334,7 @@ def _assume_role_policy(service: str, facts: AccountFacts) -> str:
 
 
 def _artifact_bucket_policy(bucket_arn: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": {"AWS": "*"},
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
-            ],
-        }
-    )
+    return json.dumps({"Version": "2012-10-17", "Statement": [tls_only_statement(bucket_arn)]})
 
 
 class ContainerPipeline(Component):
@@ -518,72 +505,13 @@ class ContainerPipeline(Component):
     def _artifact_bucket(self, kms_key_arn: pulumi.Output[str]) -> aws.s3.Bucket:
         """Versioned, public-blocked, owner-enforced, TLS-only, SSE-KMS with the CMK, expiring."""
         name, args = self._label, self._spec
-        bucket = aws.s3.Bucket(
+        bucket, _policy = private_bucket(
+            self,
             f"{name}-artifacts",
+            policy=_artifact_bucket_policy,
+            expiration_days=args.artifact_retention_days,
+            kms_key_arn=kms_key_arn,
             force_destroy=not args.deletion_protection,
-            tags=self.named_tags(f"{name}-artifacts"),
-            opts=self.child_opts(),
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-artifacts-ownership",
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=self.child_opts(),
-        )
-        public_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-artifacts-public-block",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=self.child_opts(),
-        )
-        aws.s3.BucketVersioning(
-            f"{name}-artifacts-versioning",
-            bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=self.child_opts(),
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-artifacts-encryption",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="aws:kms", kms_master_key_id=kms_key_arn
-                    ),
-                    bucket_key_enabled=True,
-                )
-            ],
-            opts=self.child_opts(),
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-artifacts-lifecycle",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-artifacts",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
-                        days=args.artifact_retention_days
-                    ),
-                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=7
-                    ),
-                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=7
-                    ),
-                )
-            ],
-            opts=self.child_opts(),
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-artifacts-policy",
-            bucket=bucket.id,
-            policy=bucket.arn.apply(_artifact_bucket_policy),
-            opts=self.child_opts(depends_on=[public_block]),
         )
         return bucket
 

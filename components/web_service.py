@@ -65,6 +65,7 @@ from components.iam import (
     secrets_read,
     ssm_read_parameters,
 )
+from components.storage import private_bucket, tls_only_statement
 
 CpuArchitecture = Literal["X86_64", "ARM64"]
 DesyncMode = Literal["defensive", "strictest"]
@@ -818,74 +819,13 @@ class WebService(Component):
     def _access_log_bucket(self, facts: AccountFacts) -> aws.s3.Bucket:
         """Versioned, public-blocked, TLS-only, SSE-S3 (the only encryption ALB log delivery supports)."""
         name, args = self._label, self._spec
-        bucket = aws.s3.Bucket(
-            f"{name}-alb-logs",
-            force_destroy=not args.deletion_protection,
-            tags=self.named_tags(f"{name}-alb-logs"),
-            opts=self.child_opts(),
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-alb-logs-ownership",
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=self.child_opts(),
-        )
-        public_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-alb-logs-public-block",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=self.child_opts(),
-        )
-        aws.s3.BucketVersioning(
-            f"{name}-alb-logs-versioning",
-            bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=self.child_opts(),
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-alb-logs-encryption",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    )
-                )
-            ],
-            opts=self.child_opts(),
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-alb-logs-lifecycle",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-access-logs",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
-                        days=args.access_log_retention_days
-                    ),
-                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=7
-                    ),
-                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=7
-                    ),
-                )
-            ],
-            opts=self.child_opts(),
-        )
         principal = elb_log_delivery_principal(facts.region, facts.partition)
-        self._log_bucket_policy = aws.s3.BucketPolicy(
-            f"{name}-alb-logs-policy",
-            bucket=bucket.id,
-            policy=bucket.arn.apply(
-                lambda arn: _access_log_bucket_policy(arn, principal, name, facts.account_id)
-            ),
-            opts=self.child_opts(depends_on=[public_block]),
+        bucket, self._log_bucket_policy = private_bucket(
+            self,
+            f"{name}-alb-logs",
+            policy=lambda arn: _access_log_bucket_policy(arn, principal, name, facts.account_id),
+            expiration_days=args.access_log_retention_days,
+            force_destroy=not args.deletion_protection,
         )
         return bucket
 
@@ -1100,14 +1040,7 @@ def _access_log_bucket_policy(
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": {"AWS": "*"},
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                tls_only_statement(bucket_arn),
                 {
                     "Sid": "ElbWritesAccessLogs",
                     "Effect": "Allow",
