@@ -303,9 +303,12 @@ def test_failed_payments_table_queries_the_functions_that_receive_payment_failed
     assert f'= "{contract.EventType.PAYMENT_FAILED}"' in widget["properties"]["query"]
 
 
-def test_failed_payments_query_reads_fields_the_functions_log(capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_payments_query_reads_fields_the_functions_log(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lambdas.shared.telemetry import correlated, function_logger
 
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")  # the lambda tests quieten the session
     logger = function_logger("observability_field_check")
     event = {
         "type": str(contract.EventType.PAYMENT_FAILED),
