@@ -40,7 +40,7 @@ from lambdas.shared.batch import parse_record
 from lambdas.shared.campaigns import amount_of, fundings_table, get_campaign
 from lambdas.shared.config import require_environment
 from lambdas.shared.contract import CampaignState, Metric, PaymentState
-from lambdas.shared.events import derived_event_id, payment_event, publish
+from lambdas.shared.events import derived_event_id, payment_event, publish, publish_all
 from lambdas.shared.payments import payments_table, set_once
 from lambdas.shared.telemetry import amount, correlated, count, function_logger, function_metrics
 
@@ -140,6 +140,10 @@ def _capture_transaction(
             }
         )
     aws.client("dynamodb").transact_write_items(TransactItems=items)
+
+
+class PublishError(RuntimeError):
+    """Events owed after a committed capture did not go out; the records are retried."""
 
 
 def _publish_captured(payment: dict[str, Any]) -> None:
@@ -266,8 +270,16 @@ def _settle_campaign(group: _Group) -> dict[str, Exception]:
         captured_sum = 0
         for payment in chunk:
             payment.update(state=str(PaymentState.CAPTURED), capturedAt=now, updatedAt=now)
-            _publish_captured(payment)
             captured_sum += payment["amount"]
+        # One PublishBatch per ten captures. If any is not sent, the group's records fail: their
+        # redelivery finds the payments CAPTURED and re-publishes the same events (above).
+        unsent = publish_all(
+            [payment_event(c.EventType.PAYMENT_CAPTURED, p, occurred_at=p["capturedAt"]) for p in chunk]
+        )
+        if unsent:
+            raise PublishError(
+                f"{len(unsent)} payment.captured events of campaign {group.funding_id} not sent"
+            )
         count(metrics, Metric.PAYMENTS_CAPTURED, len(chunk))
         amount(metrics, Metric.AMOUNT_CAPTURED, captured_sum)
         logger.info(

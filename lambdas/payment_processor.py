@@ -30,7 +30,7 @@ from lambdas.shared.contract import (
     Metric,
     PaymentState,
 )
-from lambdas.shared.events import payment_event, publish
+from lambdas.shared.events import payment_event, publish_all
 from lambdas.shared.gateway import gateway_client
 from lambdas.shared.payments import get_payment, transition
 from lambdas.shared.telemetry import count, function_logger, function_metrics
@@ -48,19 +48,25 @@ class PaymentNotFoundError(LookupError):
     """The event names a payment the table does not hold (yet): retry, then the DLQ path decides."""
 
 
+_outbox: list[tuple[str, dict[str, Any]]] = []
+"""(SQS message id, event) owed by this invocation: published together at the end of the batch."""
+_current_message: list[str] = [""]
+
+
 def _publish_outcome(payment: dict[str, Any]) -> None:
-    """Publish the event that corresponds to the payment's stored decision."""
+    """Queue the event that corresponds to the payment's stored decision (sent at batch end)."""
     if payment["state"] == PaymentState.APPROVED:
-        publish(payment_event(EventType.PAYMENT_APPROVED, payment, occurred_at=payment["approvedAt"]))
+        event = payment_event(EventType.PAYMENT_APPROVED, payment, occurred_at=payment["approvedAt"])
     elif payment["state"] == PaymentState.DECLINED:
-        publish(
-            payment_event(
-                EventType.PAYMENT_DECLINED,
-                payment,
-                occurred_at=payment["declinedAt"],
-                reason=payment.get("declineReason"),
-            )
+        event = payment_event(
+            EventType.PAYMENT_DECLINED,
+            payment,
+            occurred_at=payment["declinedAt"],
+            reason=payment.get("declineReason"),
         )
+    else:
+        return
+    _outbox.append((_current_message[0], event))
 
 
 def _authorize(payment: dict[str, Any]) -> None:
@@ -107,6 +113,7 @@ def _authorize(payment: dict[str, Any]) -> None:
 
 
 def _process(event: dict[str, Any], record: SQSRecord) -> None:
+    _current_message[0] = record.message_id
     payment = get_payment(event["paymentId"])
     if payment is None:
         raise PaymentNotFoundError(f"payment {event['paymentId']} not found")
@@ -124,7 +131,24 @@ def _process(event: dict[str, Any], record: SQSRecord) -> None:
 
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """SQS batch of payment.requested → partial batch response."""
-    return consume(
+    """SQS batch of payment.requested → partial batch response.
+
+    Decisions are stored per record; their events go out with one PublishBatch per ten at the
+    end. A record whose event could not be published is failed: its redelivery finds the stored
+    decision and publishes the same event again.
+    """
+    _outbox.clear()
+    response = consume(
         event, context, _process, accepted={EventType.PAYMENT_REQUESTED}, logger=logger, metrics=metrics
     )
+    owed = list(_outbox)
+    _outbox.clear()
+    if owed:
+        already = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+        for index in publish_all([event for _, event in owed]):
+            message_id = owed[index][0]
+            logger.error("event not published; failing its record", extra={"messageId": message_id})
+            if message_id not in already:
+                response["batchItemFailures"].append({"itemIdentifier": message_id})
+                already.add(message_id)
+    return response

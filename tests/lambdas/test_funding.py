@@ -57,17 +57,19 @@ def test_crash_after_capture_before_publish_is_completed_by_the_retry(
     first = platform.create_payment(funding_id, 20_000)
     crossing = platform.create_payment(funding_id, 30_000)
     _approve_all(platform)
-    real_publish = funding_update.publish
+    real_publish, real_publish_all = funding_update.publish, funding_update.publish_all
 
-    def crash(event: dict[str, Any]) -> str:
+    def crash(events: Any) -> Any:
         raise RuntimeError("simulated crash after the transaction committed")
 
     monkeypatch.setattr(funding_update, "publish", crash)
+    monkeypatch.setattr(funding_update, "publish_all", crash)
     result = platform.invoke_batch("funding_update", platform.receive(FUNDING_QUEUE))
     assert len(result["batchItemFailures"]) == 2
     assert platform.campaign(funding_id)["state"] == "SUCCEEDED"  # the capture itself happened
 
     monkeypatch.setattr(funding_update, "publish", real_publish)
+    monkeypatch.setattr(funding_update, "publish_all", real_publish_all)
     platform.run()
 
     assert {platform.payment(p["paymentId"])["state"] for p in (first, crossing)} == {"CAPTURED"}

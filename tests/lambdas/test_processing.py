@@ -207,3 +207,38 @@ def test_gateway_decline_rate_is_per_payment_and_stable(
     ]
     assert 5 < answers.count("DECLINED") < 35
     assert set(answers) == {"APPROVED", "DECLINED"}
+
+
+def test_decisions_go_out_in_one_publish_batch_and_an_unsent_one_fails_only_its_record(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    funding_id = platform.create_campaign()
+    payments_made = [platform.create_payment(funding_id, 10_000 + i) for i in range(3)]
+    sns = aws.client("sns")
+    real_publish_batch = sns.publish_batch
+    calls: list[int] = []
+    unlucky = payments_made[1]["paymentId"]
+
+    def lossy_publish_batch(**kwargs: object) -> dict[str, object]:
+        entries = list(kwargs["PublishBatchRequestEntries"])  # type: ignore[call-overload]
+        calls.append(len(entries))
+        lost = [e for e in entries if json.loads(e["Message"])["paymentId"] == unlucky]
+        sent = [e for e in entries if e not in lost]
+        if sent:
+            real_publish_batch(TopicArn=kwargs["TopicArn"], PublishBatchRequestEntries=sent)
+        return {"Successful": [], "Failed": [{"Id": e["Id"], "Code": "InternalError"} for e in lost]}
+
+    monkeypatch.setattr(sns, "publish_batch", lossy_publish_batch)
+    records = platform.receive(PROCESSING_QUEUE)
+    result = platform.invoke_batch("payment_processor", records)
+
+    assert calls == [3], "three decisions, one PublishBatch call"
+    unlucky_message = next(r["messageId"] for r in records if unlucky in r["body"])
+    assert result["batchItemFailures"] == [{"itemIdentifier": unlucky_message}]
+    assert platform.payment(unlucky)["state"] == "APPROVED"  # the decision is stored either way
+
+    monkeypatch.setattr(sns, "publish_batch", real_publish_batch)
+    platform.run()
+    approved = platform.published("payment.approved")
+    assert sorted(e["paymentId"] for e in approved) == sorted(p["paymentId"] for p in payments_made)
+    assert {platform.payment(p["paymentId"])["state"] for p in payments_made} == {"CAPTURED"}
