@@ -106,3 +106,32 @@ class EncryptionKey(Component):
         self.key_id = key.key_id
         self.alias_name = alias.name
         self.register_outputs({"key_arn": key.arn, "key_id": key.key_id, "alias_name": alias.name})
+
+
+def key_arn_or_own(
+    owner: Component,
+    given: pulumi.Input[str] | None,
+    name: str,
+    description: str,
+    *,
+    services: Sequence[str] = (),
+    logs: bool = False,
+) -> pulumi.Output[str]:
+    """The key ARN a component was given, or a CMK of its own: secure by default, shareable on request.
+
+    Components take an optional key so a stack can share one key across them (each CMK costs
+    about $1 a month); without one they create their own `EncryptionKey` child named `name`.
+    """
+    if given is not None:
+        return pulumi.Output.from_input(given)
+    key = EncryptionKey(
+        name,
+        EncryptionKeyArgs(
+            description=description,
+            service_principals=tuple(sorted(set(services))),
+            allow_cloudwatch_logs=logs,
+            tags=owner.tags,
+        ),
+        opts=owner.child_opts(),
+    )
+    return key.key_arn

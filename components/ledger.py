@@ -28,7 +28,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import Component
-from components.encryption import EncryptionKey, EncryptionKeyArgs
+from components.encryption import key_arn_or_own
 
 AttributeType = Literal["S", "N", "B"]
 ATTRIBUTE_TYPES: tuple[str, ...] = ("S", "N", "B")
@@ -170,15 +170,7 @@ class Table(Component):
     def __init__(self, name: str, args: TableArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         validate_table_args(name, args)
         super().__init__("ledger", "Table", name, args.tags, opts)
-        if args.kms_key_arn is None:
-            key = EncryptionKey(
-                f"{name}-table-key",
-                EncryptionKeyArgs(description=f"DynamoDB table {name}", tags=self.tags),
-                opts=self.child_opts(),
-            )
-            kms_key_arn: pulumi.Output[str] = key.key_arn
-        else:
-            kms_key_arn = pulumi.Output.from_input(args.kms_key_arn)
+        kms_key_arn = key_arn_or_own(self, args.kms_key_arn, f"{name}-table-key", f"DynamoDB table {name}")
 
         table = aws.dynamodb.Table(
             f"{name}-table",

@@ -47,7 +47,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import AccountFacts, Component, account_facts
-from components.encryption import EncryptionKey, EncryptionKeyArgs
+from components.encryption import key_arn_or_own
 from components.iam import Grant, kms_decrypt, kms_use, logs_write, policy_document, sqs_consume, sqs_send
 
 PYTHON_RUNTIMES: tuple[str, ...] = ("python3.11", "python3.12", "python3.13")
@@ -78,17 +78,7 @@ def _account_root(facts: AccountFacts) -> str:
 def _own_key(
     component: Component, name: str, description: str, services: Sequence[str], *, logs: bool = False
 ) -> pulumi.Output[str]:
-    key = EncryptionKey(
-        name,
-        EncryptionKeyArgs(
-            description=description,
-            service_principals=tuple(sorted(set(services))),
-            allow_cloudwatch_logs=logs,
-            tags=component.tags,
-        ),
-        opts=component.child_opts(),
-    )
-    return key.key_arn
+    return key_arn_or_own(component, None, name, description, services=services, logs=logs)
 
 
 # --- Topic -----------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import pulumi_aws as aws
 
 from components.base import Component, account_facts
 from components.cidr import MAX_AZS, subnet_layout
-from components.encryption import EncryptionKey, EncryptionKeyArgs
+from components.encryption import key_arn_or_own
 
 NatStrategy = Literal["none", "single", "per_az"]
 NAT_STRATEGIES: tuple[str, ...] = ("none", "single", "per_az")
@@ -259,16 +259,9 @@ class Network(Component):
 
     def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, args: NetworkArgs, account_id: str) -> None:
         """ALL-traffic flow logs to an encrypted log group, written by a role scoped to it."""
-        kms_key_arn = args.flow_log_kms_key_arn
-        if kms_key_arn is None:
-            key = EncryptionKey(
-                f"{name}-flow-logs",
-                EncryptionKeyArgs(
-                    description=f"{name} VPC flow logs", allow_cloudwatch_logs=True, tags=args.tags
-                ),
-                opts=self.child_opts(),
-            )
-            kms_key_arn = key.key_arn
+        kms_key_arn = key_arn_or_own(
+            self, args.flow_log_kms_key_arn, f"{name}-flow-logs", f"{name} VPC flow logs", logs=True
+        )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             retention_in_days=args.flow_log_retention_days,

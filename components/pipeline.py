@@ -44,7 +44,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import AccountFacts, Component, account_facts
-from components.encryption import EncryptionKey, EncryptionKeyArgs
+from components.encryption import key_arn_or_own
 from components.iam import Grant, ecr_pull, kms_use, logs_write, policy_document
 from components.storage import private_bucket, tls_only_statement
 
@@ -364,19 +364,9 @@ class ContainerPipeline(Component):
         self._label = name
         self._spec = args
 
-        if args.kms_key_arn is None:
-            key = EncryptionKey(
-                f"{name}-key",
-                EncryptionKeyArgs(
-                    description=f"{name} pipeline: artifacts and build logs",
-                    allow_cloudwatch_logs=True,
-                    tags=self.tags,
-                ),
-                opts=self.child_opts(),
-            )
-            kms_key_arn = key.key_arn
-        else:
-            kms_key_arn = pulumi.Output.from_input(args.kms_key_arn)
+        kms_key_arn = key_arn_or_own(
+            self, args.kms_key_arn, f"{name}-key", f"{name} pipeline: artifacts and build logs", logs=True
+        )
 
         bucket = self._artifact_bucket(kms_key_arn)
         log_group = aws.cloudwatch.LogGroup(

@@ -55,7 +55,7 @@ import pulumi_docker as docker
 
 from components.base import AccountFacts, Component, account_facts
 from components.build_context import context_tag
-from components.encryption import EncryptionKey, EncryptionKeyArgs
+from components.encryption import key_arn_or_own
 from components.iam import (
     Grant,
     ecr_pull,
@@ -428,19 +428,9 @@ class WebService(Component):
         self._label = name
         self._spec = args
 
-        if args.kms_key_arn is None:
-            key = EncryptionKey(
-                f"{name}-key",
-                EncryptionKeyArgs(
-                    description=f"{name} web service: logs and images",
-                    allow_cloudwatch_logs=True,
-                    tags=self.tags,
-                ),
-                opts=self.child_opts(),
-            )
-            kms_key_arn: pulumi.Input[str] = key.key_arn
-        else:
-            kms_key_arn = args.kms_key_arn
+        kms_key_arn = key_arn_or_own(
+            self, args.kms_key_arn, f"{name}-key", f"{name} web service: logs and images", logs=True
+        )
 
         repository = self._repository(kms_key_arn)
         image_uri = self._image(repository, image_tag)
