@@ -391,14 +391,8 @@ def sns_cmk_encryption(topic: ResourceView, stack: StackIndex) -> list[str]:
     scope="stack",
 )
 def sqs_tls_only(queue: ResourceView, stack: StackIndex) -> list[str]:
-    documents = _policy_documents(queue, stack, QUEUE_POLICY, "queueUrl")
-    if any(denies_insecure_transport(d, "sqs") for d in documents):
-        return []
-    where = "its queue policy has" if documents else "it has no queue policy, so it has"
-    return [
-        f"{where} no Deny of sqs:* for Principal * when aws:SecureTransport is false; fix: add that "
-        f"statement to the queue's policy (an aws.sqs.QueuePolicy with queue_url=<the queue's url>)"
-    ]
+    fix = "an aws.sqs.QueuePolicy with queue_url=<the queue's url>"
+    return _tls_only_problems(queue, stack, QUEUE_POLICY, "queueUrl", "sqs", "queue", fix)
 
 
 @rule(
@@ -408,13 +402,27 @@ def sqs_tls_only(queue: ResourceView, stack: StackIndex) -> list[str]:
     scope="stack",
 )
 def sns_tls_only(topic: ResourceView, stack: StackIndex) -> list[str]:
-    documents = _policy_documents(topic, stack, TOPIC_POLICY, "arn")
-    if any(denies_insecure_transport(d, "sns") for d in documents):
+    fix = "an aws.sns.TopicPolicy with arn=<the topic's arn>"
+    return _tls_only_problems(topic, stack, TOPIC_POLICY, "arn", "sns", "topic", fix)
+
+
+def _tls_only_problems(
+    resource: ResourceView,
+    stack: StackIndex,
+    policy_type: str,
+    reference: str,
+    service: str,
+    noun: str,
+    fix: str,
+) -> list[str]:
+    """The shared check of the queue and topic TLS rules: some policy of the resource denies non-TLS."""
+    documents = _policy_documents(resource, stack, policy_type, reference)
+    if any(denies_insecure_transport(d, service) for d in documents):
         return []
-    where = "its topic policy has" if documents else "it has no topic policy, so it has"
+    where = f"its {noun} policy has" if documents else f"it has no {noun} policy, so it has"
     return [
-        f"{where} no Deny of sns:* for Principal * when aws:SecureTransport is false; fix: add that "
-        f"statement to the topic's policy (an aws.sns.TopicPolicy with arn=<the topic's arn>)"
+        f"{where} no Deny of {service}:* for Principal * when aws:SecureTransport is false; fix: add that "
+        f"statement to the {noun}'s policy ({fix})"
     ]
 
 
