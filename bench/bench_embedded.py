@@ -19,10 +19,9 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from infra.local.demo import Api, _iso
+from infra.local.demo import Api, campaign_body
 from infra.local.runtime import free_port
 from infra.local.system import LocalSystem, SystemOptions
 from infra.local.token import issue_token
@@ -65,23 +64,11 @@ def main(argv: list[str]) -> int:
         users = workdir / "users.json"
         creator = issue_token("creator", state, users)
         backer = issue_token("backer", state, users)
-        now = datetime.now(UTC)
         status, body = api.call(
             "POST",
             "/api/funding",
             creator,
-            {
-                "title": "benchmark",
-                "description": "happy path",
-                "goalAmount": 10**12,
-                "duration": 10,
-                "startDate": _iso(now - timedelta(minutes=1)),
-                "endDate": _iso(now - timedelta(minutes=1) + timedelta(days=10)),
-                "status": "OPEN",
-                "fundingAmount": 0,
-                "minAmount": 1_000,
-                "maxAmount": 50_000,
-            },
+            campaign_body("benchmark", "happy path", 10**12),
         )
         if status != 201:
             print(f"error: creating the campaign failed: {status} {body}", file=sys.stderr)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from boto3.dynamodb.conditions import Key
 
+from infra.local.emulator import emulator_client, emulator_resource
 from infra.local.system import STATE_FILE, LocalSystem, SystemOptions
 from infra.local.token import issue_token
 from lambdas.shared.contract import TERMINAL_PAYMENT_STATES, TRANSACTIONS_TABLE, PaymentState
@@ -82,6 +82,25 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def campaign_body(
+    title: str, description: str, goal: int, *, days: int = 10, max_amount: int = 50_000
+) -> dict[str, Any]:
+    """A POST /api/funding body for a campaign open from a minute ago for `days` days."""
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    return {
+        "title": title,
+        "description": description,
+        "goalAmount": goal,
+        "duration": days,
+        "startDate": _iso(start),
+        "endDate": _iso(start + timedelta(days=days)),
+        "status": "OPEN",
+        "fundingAmount": 0,
+        "minAmount": 1_000,
+        "maxAmount": max_amount,
+    }
+
+
 def wait_terminal(api: Api, token_of: dict[str, str], ids: list[str], story: Story, timeout: float) -> None:
     """Poll until every payment in `ids` is in a terminal state (or raise)."""
     deadline = time.monotonic() + timeout
@@ -114,19 +133,13 @@ def tell(state: dict[str, Any], timeout: float = 240.0) -> Story:
     api = Api(state["api"])
     story = Story()
     tokens = {name: issue_token(name, state) for name in ["creator", *[f"backer{i}" for i in range(1, 13)]]}
-    now = datetime.now(UTC)
-    campaign = {
-        "title": "A bicycle library for the neighbourhood",
-        "description": "Shared bikes, maintained by volunteers.",
-        "goalAmount": GOAL,
-        "duration": 30,
-        "startDate": _iso(now - timedelta(minutes=1)),
-        "endDate": _iso(now - timedelta(minutes=1) + timedelta(days=30)),
-        "status": "OPEN",
-        "fundingAmount": 0,
-        "minAmount": 1_000,
-        "maxAmount": GOAL,
-    }
+    campaign = campaign_body(
+        "A bicycle library for the neighbourhood",
+        "Shared bikes, maintained by volunteers.",
+        GOAL,
+        days=30,
+        max_amount=GOAL,
+    )
     status, answer = api.call("POST", "/api/funding", tokens["creator"], campaign)
     if status != 201:
         raise DemoError(f"creating the campaign failed: {status} {answer}")
@@ -174,14 +187,8 @@ def tell(state: dict[str, Any], timeout: float = 240.0) -> Story:
         time.sleep(0.5)
     say(f"4. campaign is {story.campaign['state']} with {int(story.campaign['fundingAmount']):,} KRW")
 
-    dynamodb = boto3.resource(
-        "dynamodb",
-        endpoint_url=state["emulator"],
-        region_name=state["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    table = dynamodb.Table(_table_name(state, TRANSACTIONS_TABLE.logical_name))
+    dynamodb = emulator_resource("dynamodb", state["emulator"], state["region"])
+    table = dynamodb.Table(table_name(state, TRANSACTIONS_TABLE.logical_name))
     expected = {(pid, f"payment.{p['state'].lower()}") for pid, p in story.payments.items()}
     deadline = time.monotonic() + 60
     while True:  # the ledger records asynchronously: wait until it holds every payment's final event
@@ -191,13 +198,7 @@ def tell(state: dict[str, Any], timeout: float = 240.0) -> Story:
             break
         time.sleep(0.5)
     story.ledger = sorted(items, key=lambda item: str(item.get("recordKey")))
-    ses = boto3.client(
-        "ses",
-        endpoint_url=state["emulator"],
-        region_name=state["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    ses = emulator_client("ses", state["emulator"], state["region"])
     story.emails_sent = int(ses.get_send_quota().get("SentLast24Hours", 0))
     if state.get("lambdaApi"):
         with urllib.request.urlopen(f"{state['lambdaApi']}/_local/stats", timeout=5) as response:
@@ -205,7 +206,7 @@ def tell(state: dict[str, Any], timeout: float = 240.0) -> Story:
     return story
 
 
-def _table_name(state: dict[str, Any], logical: str) -> str:
+def table_name(state: dict[str, Any], logical: str) -> str:
     """The emulator's name for a table the program declared (read from the deployment)."""
     for type_token, name, physical in state["deployment"]["created"]:
         if type_token == "aws:dynamodb/table:Table" and logical in name:

@@ -89,6 +89,29 @@ def serve(port: int) -> None:
     server.serve_forever()
 
 
+LOCAL_ACCESS_KEY = "local"
+"""The emulator accepts any credentials; these keep every local client away from real ones."""
+
+
+def emulator_session(region: str) -> Any:
+    """A boto3 session with the local credentials (clients from it still need the endpoint)."""
+    import boto3
+
+    return boto3.session.Session(
+        region_name=region, aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY
+    )
+
+
+def emulator_client(service: str, endpoint_url: str, region: str) -> Any:
+    """A boto3 client bound to the emulator."""
+    return emulator_session(region).client(service, endpoint_url=endpoint_url)
+
+
+def emulator_resource(service: str, endpoint_url: str, region: str) -> Any:
+    """A boto3 resource (e.g. DynamoDB tables) bound to the emulator."""
+    return emulator_session(region).resource(service, endpoint_url=endpoint_url)
+
+
 def wait_until_ready(url: str, timeout: float = 30.0) -> None:
     """Block until the emulator answers, or raise TimeoutError."""
     deadline = time.monotonic() + timeout

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from pulumi.runtime import mocks as pulumi_mocks
 
+from infra.local.emulator import emulator_session
 from infra.synth import MOCK_ACCOUNT_ID, OfflineMocks
 
 
@@ -116,9 +116,7 @@ class EmulatorMocks(pulumi_mocks.Mocks):
         self.region = region
         self.offline = OfflineMocks(region, MOCK_ACCOUNT_ID)
         self.deployment = LocalDeployment(region=region)
-        self._session = boto3.session.Session(
-            aws_access_key_id="local", aws_secret_access_key="local", region_name=region
-        )
+        self._session = emulator_session(region)
         self._creators: dict[
             str, Callable[[pulumi_mocks.MockResourceArgs, str], tuple[str, dict[str, Any]]]
         ] = {

@@ -35,8 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from infra.local.emulator import LOCAL_ACCESS_KEY
 from infra.local.mocks import LocalDeployment, LocalFunction, LocalMapping, LocalSchedule
 
 LOOPBACK = "127.0.0.1"
@@ -56,9 +55,9 @@ def emulator_credentials(endpoint_url: str, region: str) -> dict[str, str]:
     """The environment every local process gets so boto3 talks to the emulator only."""
     return {
         "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_SESSION_TOKEN": "local",
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_ACCESS_KEY,
+        "AWS_SESSION_TOKEN": LOCAL_ACCESS_KEY,
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
     }
@@ -516,14 +515,3 @@ def queue_visibility(sqs: Any, url: str) -> int:
     """A queue's visibility timeout, read back from the emulator."""
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"]
     return int(attributes.get("VisibilityTimeout", 30))
-
-
-def sqs_client(endpoint_url: str, region: str) -> Any:
-    """An SQS client for the emulator."""
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )

@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-
-from infra.local.emulator import read_calls, wait_until_ready
+from infra.local.emulator import emulator_client, read_calls, wait_until_ready
 from infra.local.mocks import EmulatorMocks, LocalDeployment
 from infra.local.runtime import (
     LOOPBACK,
@@ -35,7 +33,6 @@ from infra.local.runtime import (
     emulator_credentials,
     free_port,
     queue_visibility,
-    sqs_client,
 )
 from infra.synth import REPO_ROOT, Synthesis, read_stack_config, synthesize
 
@@ -176,7 +173,7 @@ class LocalSystem:
         names = ", ".join(sorted(deployment.functions))
         self.progress(f"starting {len(deployment.functions)} functions from their archives: {names} …")
         self.fleet.start()
-        sqs = sqs_client(self.emulator_url, self.region)
+        sqs = emulator_client("sqs", self.emulator_url, self.region)
         for index, mapping in enumerate(deployment.mappings):
             url = deployment.queues.get(mapping.queue_arn)
             if url is None:
@@ -188,7 +185,7 @@ class LocalSystem:
                 url,
                 queue_visibility(sqs, url),
                 self.fleet,
-                sqs_client(self.emulator_url, self.region),
+                emulator_client("sqs", self.emulator_url, self.region),
                 self.region,
                 self.options.time_scale,
                 self.options.duplicate_rate,
@@ -338,13 +335,7 @@ class LocalSystem:
 
     def client(self, service: str) -> Any:
         """A boto3 client for the emulator."""
-        return boto3.client(
-            service,
-            endpoint_url=self.emulator_url,
-            region_name=self.region,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        return emulator_client(service, self.emulator_url, self.region)
 
 
 _AWS_JWKS = re.compile(

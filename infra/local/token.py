@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from infra.local.emulator import emulator_client
 from infra.local.system import STATE_FILE
 
 USERS_FILE = STATE_FILE.parent / "users.json"
@@ -37,13 +36,7 @@ def issue_token(user: str, state: dict[str, Any], users_file: Path = USERS_FILE)
     """Sign `user` in (creating them first if needed) and return their access token."""
     if not _USERNAME.match(user):
         raise ValueError(f"USER={user!r} is not a valid user name: use 1-64 letters, digits, '.', '_' or '-'")
-    cognito = boto3.client(
-        "cognito-idp",
-        endpoint_url=state["emulator"],
-        region_name=state["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    cognito = emulator_client("cognito-idp", state["emulator"], state["region"])
     pool_id, client_id = state["userPoolId"], state["clientId"]
     # The pool signs users in by email address; each local user gets one on example.com.
     username = user if "@" in user else f"{user}@example.com"

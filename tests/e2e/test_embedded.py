@@ -12,14 +12,13 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from infra.local.demo import Api, _iso, _table_name, tell
+from infra.local.demo import Api, campaign_body, table_name, tell
+from infra.local.emulator import emulator_resource
 from infra.local.runtime import free_port
 from infra.local.system import LocalSystem, SystemOptions
 from infra.local.token import issue_token
@@ -63,14 +62,8 @@ def faulty_system(tmp_path: Path) -> Iterator[LocalSystem]:
 
 def scan(system: LocalSystem, logical: str) -> list[dict[str, Any]]:
     """Every item of one of the program's tables, read from the emulator."""
-    resource = boto3.resource(
-        "dynamodb",
-        endpoint_url=system.emulator_url,
-        region_name=system.region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    table = resource.Table(_table_name(system.state(), logical))
+    resource = emulator_resource("dynamodb", system.emulator_url, system.region)
+    table = resource.Table(table_name(system.state(), logical))
     items: list[dict[str, Any]] = []
     start_key: dict[str, Any] | None = None
     while True:
@@ -168,25 +161,13 @@ def test_fault_run_keeps_every_invariant(faulty_system: LocalSystem) -> None:
     api = Api(system.api_url)
     creator = issue_token("creator", state, system.options.workdir / "users.json")
     backers = [issue_token(f"b{i}", state, system.options.workdir / "users.json") for i in range(10)]
-    now = datetime.now(UTC)
     funding_ids = []
     for index, goal in enumerate([150_000, 200_000, 250_000, 300_000, 5_000_000]):
         status, body = api.call(
             "POST",
             "/api/funding",
             creator,
-            {
-                "title": f"campaign {index}",
-                "description": "fault run",
-                "goalAmount": goal,
-                "duration": 10,
-                "startDate": _iso(now - timedelta(minutes=1)),
-                "endDate": _iso(now - timedelta(minutes=1) + timedelta(days=10)),
-                "status": "OPEN",
-                "fundingAmount": 0,
-                "minAmount": 1_000,
-                "maxAmount": 50_000,
-            },
+            campaign_body(f"campaign {index}", "fault run", goal),
         )
         assert status == 201, body
         funding_ids.append(body["fundingId"])
@@ -230,23 +211,11 @@ def test_gateway_down_ends_in_failed_and_an_email(tmp_path: Path) -> None:
         api = Api(system.api_url)
         creator = issue_token("creator", state, system.options.workdir / "users.json")
         backer = issue_token("backer", state, system.options.workdir / "users.json")
-        now = datetime.now(UTC)
         status, body = api.call(
             "POST",
             "/api/funding",
             creator,
-            {
-                "title": "gateway down",
-                "description": "dlq path",
-                "goalAmount": 100_000,
-                "duration": 10,
-                "startDate": _iso(now - timedelta(minutes=1)),
-                "endDate": _iso(now - timedelta(minutes=1) + timedelta(days=10)),
-                "status": "OPEN",
-                "fundingAmount": 0,
-                "minAmount": 1_000,
-                "maxAmount": 50_000,
-            },
+            campaign_body("gateway down", "dlq path", 100_000),
         )
         assert status == 201, body
         status, body = api.call(
