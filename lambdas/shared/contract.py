@@ -260,6 +260,9 @@ ENV_RECONCILE_AFTER_SECONDS = "RECONCILE_AFTER_SECONDS"
 ENV_SES_SENDER = "SES_SENDER"
 ENV_COGNITO_USER_POOL_ID = "COGNITO_USER_POOL_ID"
 ENV_COGNITO_APP_CLIENT_ID = "COGNITO_APP_CLIENT_ID"
+ENV_SETTLEMENT_HORIZON_SECONDS = "SETTLEMENT_HORIZON_SECONDS"
+"""Seconds after which a payment must be settled and its events recorded (the books auditor's
+horizon; infra/payment_chain.py derives it from the retry settings)."""
 
 
 def topic_env_var(topic: Topic) -> str:
@@ -292,6 +295,16 @@ class Metric(StrEnum):
     POISON_MESSAGES = "PoisonMessages"  # records failed towards the DLQ because they are not events
     NOTIFICATIONS_SENT = "NotificationsSent"
     NOTIFICATIONS_SKIPPED = "NotificationsSkipped"  # no address known for the recipient
+    # The books auditor (lambdas/books_auditor.py): findings per run, 0 included, so alarms see data.
+    BOOKS_UNBALANCED = "BooksUnbalanced"  # campaigns whose ledger, fundingAmount and CAPTURED disagree
+    LEDGER_EVENTS_MISSING = "LedgerEventsMissing"  # terminal events absent from the ledger past the horizon
+    LEDGER_EVENTS_DUPLICATED = "LedgerEventsDuplicated"  # terminal events recorded more than once
+    LEDGER_EVENTS_UNEXPECTED = "LedgerEventsUnexpected"  # events the payment's state contradicts
+    PAYMENTS_STUCK = "PaymentsStuck"  # non-terminal past the horizon
+    AUTHORIZATIONS_HELD = "AuthorizationsHeld"  # authorized, not captured, never voided, past the horizon
+    REFUNDS_OVERDUE = "RefundsOverdue"  # failed/deleted campaigns still holding captured money
+    CAMPAIGNS_AUDITED = "CampaignsAudited"
+    AUDITS_COMPLETED = "AuditsCompleted"  # 1 per run that audited every campaign in scope
 
 
 @dataclass(frozen=True)
