@@ -1,20 +1,40 @@
 """Least-privilege grants: a small vocabulary every component uses to say who may do what.
 
 A `Grant` is one IAM statement: named actions (never a wildcard) on named resources (never
-`*` unless the action has no resource-level permissions and the grant says so). The helper
-functions below are the vocabulary (`dynamodb_read_write(table.arn, table.index_arns)`,
-`sns_publish(topic.arn)`, …) and `policy_document(grants)` renders them into one policy.
-Components take `Sequence[Grant]` from their callers, so a caller declares exactly what a
-role may do and a test can compare the rendered policy with that declaration.
+`*` unless the action has no resource-level permissions and the grant says so).
+`policy_document(grants)` renders grants into one policy. Components take `Sequence[Grant]`
+from their callers, so a caller declares exactly what a role may do and a test can compare the
+rendered policy with that declaration.
+
+Two layers of vocabulary:
+
+- **Exact actions** (what least privilege needs): `dynamodb_access(table.arn, actions,
+  indexes={"byCustomer": ("dynamodb:Query",)})`, `sns_access`, `sqs_access`, `lambda_access`,
+  `ses_access`, `cognito_access`. Each checks every action against the real IAM actions that
+  apply to that kind of resource (`RESOURCE_ACTIONS`) and refuses anything else, naming the
+  argument, the value and what is allowed; API operations IAM authorizes under another name
+  (TransactWriteItems, PublishBatch, SendMessageBatch, …) are refused with the action to list
+  instead. An index gets only the actions declared for it (a Query on `byCustomer` grants no
+  Scan there, and no Query on the table).
+- **Presets** for callers that want the usual bundle: `dynamodb_read`, `dynamodb_read_write`,
+  `sns_publish`, `sqs_send`, `sqs_consume`, `lambda_invoke`, `kms_use`, `logs_write`, ….
+
+`granted_actions(policy_json)` reads a rendered policy back as action → resources (for tools
+that compare what a role may do with what it did).
 
 Example::
 
-    grants = [dynamodb_read_write(orders.arn, orders.index_arns), sns_publish(events.arn)]
+    grants = [
+        *dynamodb_access(orders.arn, ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+                         indexes={"byCustomer": ("dynamodb:Query",)}, label="orders"),
+        sns_access(events.arn, ("sns:Publish",), label="events"),
+    ]
     aws.iam.RolePolicy("worker", role=role.id, policy=policy_document(grants))
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -227,3 +247,253 @@ def cloudwatch_put_metrics(namespace: str, *, label: str = "metrics") -> Grant:
         any_resource=True,
         conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
     )
+
+
+# --- exact actions per kind of resource ------------------------------------------------------
+
+DYNAMODB_TABLE = "DynamoDB table"
+DYNAMODB_INDEX = "DynamoDB index"
+SNS_TOPIC = "SNS topic"
+SQS_QUEUE = "SQS queue"
+LAMBDA_FUNCTION = "Lambda function"
+SES_IDENTITY = "SES identity"
+COGNITO_USER_POOL = "Cognito user pool"
+
+RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
+    # Item and query actions (the Service Authorization Reference's "table" resource type).
+    # Transactions are authorized per item: TransactWriteItems as PutItem / UpdateItem /
+    # DeleteItem / ConditionCheckItem, TransactGetItems as GetItem.
+    DYNAMODB_TABLE: (
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
+    ),
+    # An index ARN (`<table arn>/index/<name>`) is the resource of reads through that index only.
+    DYNAMODB_INDEX: ("dynamodb:Query", "dynamodb:Scan"),
+    # PublishBatch is authorized as Publish.
+    SNS_TOPIC: ("sns:Publish",),
+    # The *Batch operations are authorized as their single-message actions.
+    SQS_QUEUE: (
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+    ),
+    LAMBDA_FUNCTION: ("lambda:InvokeFunction",),
+    # SES v1 SendEmail / SendRawEmail; SES v2 SendEmail is authorized as ses:SendEmail.
+    SES_IDENTITY: ("ses:SendEmail", "ses:SendRawEmail"),
+    COGNITO_USER_POOL: ("cognito-idp:AdminGetUser", "cognito-idp:ListUsers"),
+}
+"""Kind of resource → the IAM actions the exact-action builders accept on it."""
+
+AUTHORIZED_AS: dict[str, str] = {
+    "dynamodb:TransactWriteItems": (
+        "dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem or dynamodb:ConditionCheckItem "
+        "(whichever the transaction's items do)"
+    ),
+    "dynamodb:TransactGetItems": "dynamodb:GetItem",
+    "sns:PublishBatch": "sns:Publish",
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "lambda:Invoke": "lambda:InvokeFunction",
+    "lambda:InvokeAsync": "lambda:InvokeFunction",
+}
+"""API operations that are no IAM action of their own → the action(s) IAM checks instead."""
+
+_AN = (SNS_TOPIC, SQS_QUEUE, SES_IDENTITY)  # read "an ess-en-ess topic"
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind in _AN else f"a {kind}"
+
+
+_INDEX_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+def service_of(kind: str) -> str:
+    """The IAM service prefix of a kind of resource ("dynamodb" for `DYNAMODB_TABLE`)."""
+    return RESOURCE_ACTIONS[kind][0].split(":", 1)[0]
+
+
+def action_problems(kind: str, actions: Sequence[str]) -> list[str]:
+    """Why each of `actions` cannot be granted on a `kind` resource (empty when all can).
+
+    Each message names the action and what is allowed, e.g. "'dynamodb:Scan' is not an action on
+    a DynamoDB index; allowed: dynamodb:Query, dynamodb:Scan". Pure: callers add where it was declared.
+    """
+    if kind not in RESOURCE_ACTIONS:
+        raise ValueError(f"kind={kind!r}; allowed: {', '.join(RESOURCE_ACTIONS)}")
+    allowed = RESOURCE_ACTIONS[kind]
+    service = service_of(kind)
+    problems: list[str] = []
+    if isinstance(actions, str):
+        return [
+            f"{actions!r} is one string, not a tuple of action names (a one-element tuple needs a "
+            f"trailing comma: ({actions!r},)); allowed on {_a(kind)}: {', '.join(allowed)}"
+        ]
+    if not actions:
+        problems.append(f"no actions on {_a(kind)}; allowed: one or more of {', '.join(allowed)}")
+    for action in actions:
+        if not isinstance(action, str):
+            problems.append(f"{action!r} is not an action name; allowed on {_a(kind)}: {', '.join(allowed)}")
+            continue
+        if action in allowed:
+            continue
+        prefix = action.split(":", 1)[0] if ":" in action else ""
+        if prefix != service:
+            problems.append(
+                f"{action!r} is not a {service} action, and {_a(kind)} takes only {service} actions; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        elif action in AUTHORIZED_AS:
+            problems.append(
+                f"{action!r} is not an IAM action: IAM authorizes it as {AUTHORIZED_AS[action]}; "
+                f"allowed on {_a(kind)}: {', '.join(allowed)}"
+            )
+        else:
+            problems.append(f"{action!r} is not an action on {_a(kind)}; allowed: {', '.join(allowed)}")
+    return problems
+
+
+def _exact(kind: str, builder: str, argument: str, actions: Sequence[str], label: str) -> tuple[str, ...]:
+    problems = action_problems(kind, actions)
+    if problems:
+        raise ValueError(f"{builder}(label={label!r}): {argument}: " + "; ".join(problems))
+    return tuple(dict.fromkeys(actions))
+
+
+def index_arn(table_arn: pulumi.Input[str], index_name: str) -> pulumi.Output[str]:
+    """The ARN of one index of a table: `<table arn>/index/<name>` (what IAM authorizes index reads on)."""
+    return pulumi.Output.from_input(table_arn).apply(lambda arn: f"{arn}/index/{index_name}")
+
+
+def dynamodb_access(
+    table_arn: pulumi.Input[str],
+    actions: Sequence[str] = (),
+    *,
+    indexes: Mapping[str, Sequence[str]] | None = None,
+    label: str = "table",
+) -> list[Grant]:
+    """Exactly `actions` on one table and, per index name, exactly its actions on that index.
+
+    One statement for the table (none when `actions` is empty: reading only through indexes needs
+    no table action) and one per index, on `<table arn>/index/<name>`. Raises ValueError naming the
+    argument, the value and what is allowed, for an action that is not a table action (or not
+    Query/Scan on an index), an invalid index name, or nothing granted at all.
+    """
+    indexes = dict(indexes or {})
+    if not actions and not indexes:
+        raise ValueError(
+            f"dynamodb_access(label={label!r}): actions and indexes are both empty; allowed: one or more "
+            f"of {', '.join(RESOURCE_ACTIONS[DYNAMODB_TABLE])} on the table and/or "
+            f"{', '.join(RESOURCE_ACTIONS[DYNAMODB_INDEX])} per index"
+        )
+    grants: list[Grant] = []
+    if actions:
+        exact = _exact(DYNAMODB_TABLE, "dynamodb_access", "actions", actions, label)
+        grants.append(Grant(_sid("DynamoDB", label), exact, (table_arn,)))
+    for name, index_actions in indexes.items():
+        if not isinstance(name, str) or not _INDEX_NAME.match(name):
+            raise ValueError(
+                f"dynamodb_access(label={label!r}): indexes has index name {name!r}; allowed: 3 to 255 "
+                "letters, digits, '_', '.' or '-' (the index's name as the table declares it)"
+            )
+        exact = _exact(DYNAMODB_INDEX, "dynamodb_access", f"indexes[{name!r}]", index_actions, label)
+        grants.append(Grant(_sid("DynamoDB", f"{label} index {name}"), exact, (index_arn(table_arn, name),)))
+    return grants
+
+
+def sns_access(topic_arn: pulumi.Input[str], actions: Sequence[str], *, label: str = "topic") -> Grant:
+    """Exactly `actions` (sns:Publish; PublishBatch needs it too) on one topic."""
+    return Grant(_sid("SNS", label), _exact(SNS_TOPIC, "sns_access", "actions", actions, label), (topic_arn,))
+
+
+def sqs_access(queue_arn: pulumi.Input[str], actions: Sequence[str], *, label: str = "queue") -> Grant:
+    """Exactly `actions` (sqs:SendMessage, sqs:GetQueueAttributes, …) on one queue."""
+    return Grant(_sid("SQS", label), _exact(SQS_QUEUE, "sqs_access", "actions", actions, label), (queue_arn,))
+
+
+def lambda_access(
+    function_arn: pulumi.Input[str], actions: Sequence[str], *, label: str = "function"
+) -> Grant:
+    """Exactly `actions` (lambda:InvokeFunction) on one function."""
+    exact = _exact(LAMBDA_FUNCTION, "lambda_access", "actions", actions, label)
+    return Grant(_sid("Lambda", label), exact, (function_arn,))
+
+
+def ses_access(identity_arn: pulumi.Input[str], actions: Sequence[str], *, label: str = "identity") -> Grant:
+    """Exactly `actions` (ses:SendEmail and/or ses:SendRawEmail) as one SES identity."""
+    exact = _exact(SES_IDENTITY, "ses_access", "actions", actions, label)
+    return Grant(_sid("SES", label), exact, (identity_arn,))
+
+
+def cognito_access(
+    user_pool_arn: pulumi.Input[str], actions: Sequence[str], *, label: str = "user pool"
+) -> Grant:
+    """Exactly `actions` (cognito-idp:ListUsers, cognito-idp:AdminGetUser) on one user pool."""
+    exact = _exact(COGNITO_USER_POOL, "cognito_access", "actions", actions, label)
+    return Grant(_sid("Cognito", label), exact, (user_pool_arn,))
+
+
+# --- reading a policy back -------------------------------------------------------------------
+
+
+def _strings(value: Any, *, where: str) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError(f"granted_actions: {where} is {value!r}; allowed: a string or a list of strings")
+    return items
+
+
+def granted_actions(policy_json: str) -> dict[str, list[str]]:
+    """Action → the resources its Allow statements name, from one identity policy's JSON.
+
+    Pure (no AWS, no Pulumi): for tools that compare what a role may do with what it did, e.g.
+    the local runtime's IAM report on the synthesized role policies. Actions and resources come
+    out sorted and de-duplicated; Deny statements and conditions are not applied (it lists what
+    the Allow statements name). Raises ValueError on what it cannot list faithfully: text that
+    is not a policy document, or an Allow with NotAction / NotResource.
+    """
+    try:
+        document = json.loads(policy_json)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"granted_actions: policy_json is not JSON ({exc}); allowed: a policy document"
+        ) from exc
+    if not isinstance(document, dict) or "Statement" not in document:
+        raise ValueError("granted_actions: policy_json has no 'Statement'; allowed: an IAM policy document")
+    statements = document["Statement"]
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list):
+        raise ValueError(
+            f"granted_actions: Statement is {statements!r}; allowed: an object or a list of them"
+        )
+    granted: dict[str, set[str]] = {}
+    for number, statement in enumerate(statements):
+        if not isinstance(statement, dict):
+            raise ValueError(f"granted_actions: statement #{number} is {statement!r}; allowed: an object")
+        if statement.get("Effect") != "Allow":
+            continue
+        where = f"statement {statement.get('Sid') or f'#{number}'}"
+        for unsupported in ("NotAction", "NotResource"):
+            if unsupported in statement:
+                raise ValueError(
+                    f"granted_actions: {where} allows {unsupported}, which names what is NOT granted; "
+                    "allowed: Action and Resource lists"
+                )
+        actions = _strings(statement.get("Action"), where=f"{where} Action")
+        resources = _strings(statement.get("Resource"), where=f"{where} Resource")
+        for action in actions:
+            granted.setdefault(action, set()).update(resources)
+    return {action: sorted(granted[action]) for action in sorted(granted)}
