@@ -38,6 +38,31 @@ TERMINAL_PAYMENT_STATES = frozenset(
 )
 """CAPTURED is terminal for the payment flow; only a failed campaign moves it on to REFUNDED."""
 
+OWED_STATES = TERMINAL_PAYMENT_STATES
+"""States whose entry leaves follow-up work owed (`owed` = the state, set in the same write):
+the state's event for DECLINED, CAPTURED and REFUNDED; the void at the gateway, then the event,
+for FAILED and CANCELLED. Whoever completes the work REMOVEs `owed` (condition `owed = :state`)."""
+OWED_ATTRIBUTE = "owed"
+OWED_SINCE_ATTRIBUTE = "owedSince"
+"""ISO UTC ms of the write that made the work owed (sort key of the byOwed index)."""
+
+STATE_TIMESTAMP: dict[PaymentState, str] = {
+    PaymentState.APPROVED: "approvedAt",
+    PaymentState.CAPTURED: "capturedAt",
+    PaymentState.DECLINED: "declinedAt",
+    PaymentState.FAILED: "failedAt",
+    PaymentState.CANCELLED: "cancelledAt",
+    PaymentState.REFUNDED: "refundedAt",
+}
+"""The payment attribute holding the moment it entered each state (its event's occurredAt)."""
+STATE_REASON: dict[PaymentState, str] = {
+    PaymentState.DECLINED: "declineReason",
+    PaymentState.FAILED: "failureReason",
+    PaymentState.CANCELLED: "cancelReason",
+    PaymentState.REFUNDED: "refundReason",
+}
+"""The payment attribute holding the reason its event carries, per state."""
+
 
 class CampaignState(StrEnum):
     """A campaign's lifecycle."""
@@ -202,6 +227,8 @@ class TableSpec:
 FUNDINGS_BY_STATE_INDEX = "byStateEndDate"
 PAYMENTS_BY_FUNDING_INDEX = "byFunding"
 PAYMENTS_BY_STATE_INDEX = "byStateCreatedAt"
+PAYMENTS_BY_OWED_INDEX = "byOwed"
+"""Sparse: only payments with `owed` set (partition `owed`, sort `owedSince`); the sweeper's queue."""
 
 FUNDINGS_TABLE = TableSpec(
     logical_name="fundings",
@@ -217,8 +244,12 @@ PAYMENTS_TABLE = TableSpec(
     indexes=(
         IndexSpec(PAYMENTS_BY_FUNDING_INDEX, "fundingId", "createdAt"),
         IndexSpec(PAYMENTS_BY_STATE_INDEX, "state", "createdAt"),
+        IndexSpec(PAYMENTS_BY_OWED_INDEX, OWED_ATTRIBUTE, OWED_SINCE_ATTRIBUTE),
     ),
-    doc="Payments. byFunding lists a campaign's payments; byStateCreatedAt finds stale PENDING ones.",
+    doc=(
+        "Payments. byFunding lists a campaign's payments; byStateCreatedAt finds stale PENDING and"
+        " APPROVED ones; byOwed (sparse) holds the payments whose follow-up work is owed."
+    ),
 )
 TRANSACTIONS_TABLE = TableSpec(
     logical_name="transactions",
@@ -236,6 +267,17 @@ IDEMPOTENCY_TABLE = TableSpec(
 )
 
 TABLES: tuple[TableSpec, ...] = (FUNDINGS_TABLE, PAYMENTS_TABLE, TRANSACTIONS_TABLE, IDEMPOTENCY_TABLE)
+
+
+GATEWAY_RECORD_PREFIX = "pg_gateway#payment#"
+"""Key prefix (in the idempotency table, no TTL) of pg_gateway's one record per payment: the
+gateway's log. Attributes: paymentId, amount, authorizedAt, authorizationRef, declinedAt,
+voidedAt, voids (voids that took effect: 0 or 1), refundedAt, refunds (0 or 1), authorizeRefused."""
+
+
+def gateway_record_id(payment_id: str) -> str:
+    """The idempotency-table key of a payment's gateway record."""
+    return f"{GATEWAY_RECORD_PREFIX}{payment_id}"
 
 
 def ledger_record_key(event: dict[str, Any]) -> str:
@@ -295,6 +337,9 @@ class Metric(StrEnum):
     POISON_MESSAGES = "PoisonMessages"  # records failed towards the DLQ because they are not events
     NOTIFICATIONS_SENT = "NotificationsSent"
     NOTIFICATIONS_SKIPPED = "NotificationsSkipped"  # no address known for the recipient
+    LEDGER_CONFLICTS = "LedgerConflicts"  # a different event reused a ledger key: kept the first row
+    APPROVALS_RESENT = "ApprovalsResent"  # stale APPROVED payments whose payment.approved was re-sent
+    OWED_WORK_SETTLED = "OwedWorkSettled"  # owed follow-up work (void, event) the sweeper completed
     # The books auditor (lambdas/books_auditor.py): findings per run, 0 included, so alarms see data.
     BOOKS_UNBALANCED = "BooksUnbalanced"  # campaigns whose ledger, fundingAmount and CAPTURED disagree
     LEDGER_EVENTS_MISSING = "LedgerEventsMissing"  # terminal events absent from the ledger past the horizon
