@@ -31,6 +31,7 @@ FUNCTIONS: tuple[str, ...] = (
     "notifier",
     "campaign_closer",
     "reconciler",
+    "books_auditor",
 )
 """Every function, by module name under `lambdas/`."""
 
