@@ -13,6 +13,7 @@ passes them straight to `aws.cloudwatch.MetricAlarm`); nothing here resolves or 
 | table | read + write throttles above `table_throttles` | AWS/DynamoDB Read/WriteThrottleEvents, math |
 | load balancer | 5xx share of requests above `alb_5xx_rate_percent` | AWS/ApplicationELB, metric math |
 | service | running tasks below desired for `task_shortfall_minutes` | ECS/ContainerInsights, metric math |
+| custom metric | above (or below) its threshold in any of its last periods | its own metric |
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dashboards.refs import (
     Watched,
     WatchedFunction,
     WatchedLoadBalancer,
+    WatchedMetric,
     WatchedQueue,
     WatchedService,
     WatchedTable,
@@ -323,6 +325,24 @@ def task_shortfall_alarm(service: WatchedService[V], thresholds: AlarmThresholds
     )
 
 
+def custom_metric_alarm(watched: WatchedMetric[V]) -> AlarmSpec[V]:
+    """The metric crossed its threshold in one of its last periods (e.g. an auditor found something)."""
+    return AlarmSpec(
+        key=f"{watched.label}-metric",
+        kind="custom-metric",
+        subject=watched.label,
+        description=watched.description,
+        threshold=watched.threshold,
+        comparison="LessThanThreshold" if watched.below else "GreaterThanThreshold",
+        evaluation_periods=watched.evaluation_periods,
+        datapoints_to_alarm=1,
+        treat_missing_data="breaching" if watched.missing_is_breaching else "notBreaching",
+        metric=MetricStat(
+            watched.namespace, watched.metric_name, watched.dimensions, watched.statistic, watched.period
+        ),
+    )
+
+
 def alarms_for(watched: Watched[V], thresholds: AlarmThresholds) -> list[AlarmSpec[V]]:
     """Every alarm the watched resources need (see the module docstring's table)."""
     specs: list[AlarmSpec[V]] = []
@@ -340,6 +360,7 @@ def alarms_for(watched: Watched[V], thresholds: AlarmThresholds) -> list[AlarmSp
         specs.append(alb_5xx_rate_alarm(lb, thresholds))
     for service in watched.services:
         specs.append(task_shortfall_alarm(service, thresholds))
+    specs += [custom_metric_alarm(metric) for metric in watched.metrics]
     keys = [spec.key for spec in specs]
     if len(set(keys)) != len(keys):
         repeated = sorted({k for k in keys if keys.count(k) > 1})

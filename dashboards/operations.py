@@ -233,9 +233,10 @@ def operations_dashboard(
 
     `thresholds`, when given, draws the alarm thresholds on the graphs they apply to.
     """
-    if watched.empty:
+    if not watched.drawn:
         raise ValueError(
-            "nothing to watch: pass at least one queue, function, table, load balancer or service"
+            "nothing to watch: pass at least one queue, function, table, load balancer or service "
+            "(custom metrics alone are alarmed, not drawn here)"
         )
     sections = [
         _load_balancer_section(watched),

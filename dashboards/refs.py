@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -134,6 +134,58 @@ class WatchedService(Generic[V]):
         check_label("service", self.label)
 
 
+_STANDARD_PERIOD = 60
+
+
+@dataclass(frozen=True)
+class WatchedMetric(Generic[V]):
+    """A custom metric whose value is itself the signal, e.g. a count of findings an auditor emits.
+
+    It gets one alarm: the statistic over `period` above `threshold` (or below it, for a
+    heartbeat) in any of the last `evaluation_periods` periods.
+
+    Attributes:
+        label: Short name for the alarm name (e.g. "books-unbalanced").
+        namespace: The metric's namespace.
+        metric_name: The metric's name.
+        dimensions: Its dimensions, name → value (e.g. {"service": <the emitter's service name>}).
+        description: What it means and what to do, shown in the notification (≤ 1024 characters).
+        threshold: The value compared against. Default 0.
+        below: Alarm when the statistic is below the threshold instead of above it (an emitter
+            that stopped reporting). Default False.
+        statistic: How each period's data points are aggregated. Default "Maximum".
+        period: Seconds per period: a multiple of 60, at least the emitter's interval. Default 900.
+        evaluation_periods: Periods looked at; any one breaching fires. Default 1.
+        missing_is_breaching: A period without data breaches (the emitter went silent).
+            Default False: no data is no news.
+    """
+
+    label: str
+    namespace: str
+    metric_name: str
+    dimensions: Mapping[str, V]
+    description: str
+    threshold: float = 0
+    below: bool = False
+    statistic: str = "Maximum"
+    period: int = 900
+    evaluation_periods: int = 1
+    missing_is_breaching: bool = False
+
+    def __post_init__(self) -> None:
+        check_label("metric", self.label)
+        if not self.namespace or not self.metric_name:
+            raise ValueError(f"metric {self.label}: namespace and metric_name are required")
+        if self.period < _STANDARD_PERIOD or self.period % _STANDARD_PERIOD:
+            raise ValueError(f"metric {self.label}: period={self.period}; allowed: a multiple of 60 seconds")
+        if not 1 <= self.evaluation_periods <= 100:
+            raise ValueError(
+                f"metric {self.label}: evaluation_periods={self.evaluation_periods}; allowed: 1 to 100"
+            )
+        if not 1 <= len(self.description) <= 1024:
+            raise ValueError(f"metric {self.label}: description must be 1 to 1024 characters")
+
+
 def _unique(kind: str, labels: Sequence[str]) -> None:
     repeated = sorted(label for label, count in Counter(labels).items() if count > 1)
     if repeated:
@@ -150,6 +202,8 @@ class Watched(Generic[V]):
         tables: DynamoDB tables. Default none.
         load_balancers: Application Load Balancers with their target groups. Default none.
         services: ECS services. Default none.
+        metrics: Custom metrics alarmed on their own value (not drawn on the operations
+            dashboard: they belong with the business graphs). Default none.
     """
 
     queues: tuple[WatchedQueue[V], ...] = ()
@@ -157,6 +211,7 @@ class Watched(Generic[V]):
     tables: tuple[WatchedTable[V], ...] = ()
     load_balancers: tuple[WatchedLoadBalancer[V], ...] = ()
     services: tuple[WatchedService[V], ...] = ()
+    metrics: tuple[WatchedMetric[V], ...] = ()
 
     def __post_init__(self) -> None:
         _unique("queue", [q.label for q in self.queues])
@@ -164,11 +219,24 @@ class Watched(Generic[V]):
         _unique("table", [t.label for t in self.tables])
         _unique("load balancer", [lb.label for lb in self.load_balancers])
         _unique("service", [s.label for s in self.services])
+        _unique("metric", [m.label for m in self.metrics])
 
     @property
     def empty(self) -> bool:
         """Nothing to watch."""
-        return not (self.queues or self.functions or self.tables or self.load_balancers or self.services)
+        return not (
+            self.queues
+            or self.functions
+            or self.tables
+            or self.load_balancers
+            or self.services
+            or self.metrics
+        )
+
+    @property
+    def drawn(self) -> bool:
+        """Something for the operations dashboard (custom metrics alone are not drawn there)."""
+        return bool(self.queues or self.functions or self.tables or self.load_balancers or self.services)
 
     def map(self, fn: Callable[[V], W]) -> Watched[W]:
         """The same structure with every identifier passed through `fn`, in a fixed order."""
@@ -191,6 +259,22 @@ class Watched(Generic[V]):
             ),
             services=tuple(
                 WatchedService(s.label, fn(s.cluster_name), fn(s.service_name)) for s in self.services
+            ),
+            metrics=tuple(
+                WatchedMetric(
+                    m.label,
+                    m.namespace,
+                    m.metric_name,
+                    {name: fn(m.dimensions[name]) for name in sorted(m.dimensions)},
+                    m.description,
+                    m.threshold,
+                    m.below,
+                    m.statistic,
+                    m.period,
+                    m.evaluation_periods,
+                    m.missing_is_breaching,
+                )
+                for m in self.metrics
             ),
         )
 

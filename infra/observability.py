@@ -7,12 +7,18 @@ service are the API's (`WebService`), and the business metrics are `contract.Met
 each function's `POWERTOOLS_SERVICE_NAME` as this stack sets it. A queue or function added to
 the chain appears on the operations dashboard and gets its alarms without an edit here.
 
+The books auditor's findings (`lambdas.shared.books.METRIC_OF_KIND`) and the ledger's conflicts
+are alarmed on their own values (`WatchedMetric`), and the auditor's completed runs on their
+absence: books that are no longer being checked alarm too.
+
 Every alarm notifies the `ops-alerts` topic, whose email subscription (`alertEmail`) the payment
 chain creates. The DLQ-not-empty alarms are the ones `components.messaging.Queue` (and
 `ScheduledFunction`'s DLQ) already create; this layer does not add a second one.
 """
 
 from __future__ import annotations
+
+import re
 
 import pulumi
 
@@ -25,20 +31,45 @@ from dashboards.refs import (
     Watched,
     WatchedFunction,
     WatchedLoadBalancer,
+    WatchedMetric,
     WatchedQueue,
     WatchedService,
     WatchedTable,
 )
 from infra.api_service import API_NAME
 from infra.config import PROJECT, StackConfig
-from infra.payment_chain import PaymentChain
-from lambdas.shared import contract
+from infra.payment_chain import FUNCTION_SETTINGS, PaymentChain
+from lambdas.shared import books, contract
+from lambdas.shared.books import FindingKind
 from lambdas.shared.contract import Metric
 
 SERVICE_NAME_VARIABLE = "POWERTOOLS_SERVICE_NAME"
 """The environment variable whose value Powertools writes into the `service` dimension."""
 EVENT_TYPE_LOG_KEY = "eventType"
 """The log key `lambdas.shared.telemetry.correlated` writes each event's type under."""
+
+AUDITOR = "books_auditor"
+"""The function that audits the books (lambdas/books_auditor.py)."""
+LEDGER = "ledger_recorder"
+"""The function that emits LedgerConflicts."""
+FINDING_METRICS: tuple[Metric, ...] = tuple(books.METRIC_OF_KIND.values())
+AUDIT_PERIOD = books.rate_seconds(FUNCTION_SETTINGS[AUDITOR].schedule or "")
+"""Seconds between audits: one data point per metric per period."""
+AUDIT_SILENT_SECONDS = 3600
+"""No complete audit for this long (4 missed runs at 15 minutes) alarms."""
+
+FINDING_ADVICE: dict[FindingKind, str] = {
+    FindingKind.BOOKS_UNBALANCED: (
+        "campaigns whose ledger (captured - refunded), fundingAmount and sum of CAPTURED payments disagree"
+    ),
+    FindingKind.LEDGER_EVENT_MISSING: "terminal payments whose event is not in the ledger past the horizon",
+    FindingKind.LEDGER_EVENT_DUPLICATED: "payment events the ledger records more than once",
+    FindingKind.LEDGER_EVENT_UNEXPECTED: "ledger events that contradict their payment's state",
+    FindingKind.PAYMENT_STUCK: "payments still PENDING or APPROVED past the settlement horizon",
+    FindingKind.AUTHORIZATION_HELD: "authorizations neither captured nor voided past the horizon",
+    FindingKind.REFUNDS_OVERDUE: "failed or deleted campaigns holding captured money after refunds were due",
+}
+"""What each finding means, for its alarm's description."""
 
 PAYMENT_STATES = (
     Metric.PAYMENTS_REQUESTED,
@@ -65,15 +96,32 @@ BUSINESS_PANELS: tuple[MetricPanel, ...] = (
     MetricPanel("Goals reached per 5 minutes", (Metric.GOALS_REACHED,), y_label="Campaigns", width=8),
     MetricPanel("Retry attempts per 5 minutes", (Metric.RETRY_ATTEMPTS,), y_label="Attempts", width=8),
     MetricPanel(
-        "Approvals, reconciliation, poison messages, notifications",
+        "Approvals, sweeps, poison messages, ledger conflicts, notifications",
         (
             Metric.PAYMENTS_APPROVED,
             Metric.PAYMENTS_RECONCILED,
+            Metric.APPROVALS_RESENT,
+            Metric.OWED_WORK_SETTLED,
             Metric.POISON_MESSAGES,
+            Metric.LEDGER_CONFLICTS,
             Metric.NOTIFICATIONS_SENT,
             Metric.NOTIFICATIONS_SKIPPED,
         ),
         width=8,
+    ),
+    MetricPanel(
+        "Books audit: findings per run",
+        FINDING_METRICS,
+        stat="Maximum",
+        period=AUDIT_PERIOD,
+        y_label="Findings",
+    ),
+    MetricPanel(
+        "Books audit: campaigns audited, complete runs",
+        (Metric.CAMPAIGNS_AUDITED, Metric.AUDITS_COMPLETED),
+        stat="Maximum",
+        period=AUDIT_PERIOD,
+        y_label="Count",
     ),
 )
 """The business graphs: every `contract.Metric` appears in exactly one (a test checks)."""
@@ -132,7 +180,64 @@ def watched_resources(chain: PaymentChain, api: WebService) -> Watched[pulumi.In
         tables=tuple(WatchedTable(name, table.name) for name, table in chain.tables.items()),
         load_balancers=(WatchedLoadBalancer(API_NAME, api.alb_arn_suffix, api.target_group_arn_suffix),),
         services=(WatchedService(API_NAME, api.cluster_name, api.service_name),),
+        metrics=watched_metrics(chain),
     )
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def _service(chain: PaymentChain, function: str) -> pulumi.Input[str]:
+    return chain.environments[function][SERVICE_NAME_VARIABLE]
+
+
+def watched_metrics(chain: PaymentChain) -> tuple[WatchedMetric[pulumi.Input[str]], ...]:
+    """One alarm per books finding metric, one on the auditor falling silent, one on ledger conflicts."""
+    auditor = {contract.METRICS_SERVICE_DIMENSION: _service(chain, AUDITOR)}
+    found: list[WatchedMetric[pulumi.Input[str]]] = [
+        WatchedMetric(
+            _kebab(metric.value),
+            contract.METRICS_NAMESPACE,
+            metric.value,
+            auditor,
+            f"The books auditor found {FINDING_ADVICE[kind]} ({metric.value} > 0). Its log group has one "
+            f"line per finding (kind={kind}) with the ids; `make audit` against the stack's tables "
+            "prints every campaign's balance sheet. DESIGN section 3 says what must hold.",
+            period=AUDIT_PERIOD,
+            evaluation_periods=2,  # a run near a period boundary is still seen
+        )
+        for kind, metric in books.METRIC_OF_KIND.items()
+    ]
+    found.append(
+        WatchedMetric(
+            _kebab(Metric.AUDITS_COMPLETED.value),
+            contract.METRICS_NAMESPACE,
+            Metric.AUDITS_COMPLETED.value,
+            auditor,
+            f"No complete books audit in {AUDIT_SILENT_SECONDS // 60} minutes: the books are not being "
+            "checked. Read the books_auditor's log group (errors, an incomplete run out of time) and "
+            "its schedule's dead-letter queue.",
+            threshold=1,
+            below=True,
+            statistic="Sum",
+            period=AUDIT_SILENT_SECONDS,
+            missing_is_breaching=True,
+        )
+    )
+    found.append(
+        WatchedMetric(
+            _kebab(Metric.LEDGER_CONFLICTS.value),
+            contract.METRICS_NAMESPACE,
+            Metric.LEDGER_CONFLICTS.value,
+            {contract.METRICS_SERVICE_DIMENSION: _service(chain, LEDGER)},
+            "A different event reused a ledger row's key; the ledger kept the first row (it is "
+            "append-only). Read the ledger_recorder's log group for both events.",
+            statistic="Sum",
+            period=300,
+        )
+    )
+    return tuple(found)
 
 
 def business_metrics(chain: PaymentChain) -> CustomMetrics[pulumi.Input[str]]:

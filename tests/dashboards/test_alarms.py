@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from dashboards.alarms import AlarmSpec, AlarmThresholds, MetricStat, alarms_for
+from dashboards.refs import Watched, WatchedFunction, WatchedMetric
 from tests.dashboards.test_operations import WATCHED
 
 
@@ -121,3 +122,84 @@ def test_an_alarm_is_one_metric_or_one_returning_query() -> None:
         AlarmSpec(**common, evaluation_periods=1, datapoints_to_alarm=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="datapoints_to_alarm=2"):
         AlarmSpec(**common, evaluation_periods=1, datapoints_to_alarm=2, metric=stat)  # type: ignore[arg-type]
+
+
+# --- custom metrics alarmed on their own value -------------------------------------------------
+
+
+def findings_metric(**overrides: object) -> WatchedMetric[str]:
+    fields: dict[str, object] = {
+        "label": "orders-lost",
+        "namespace": "Shop",
+        "metric_name": "OrdersLost",
+        "dimensions": {"service": "auditor"},
+        "description": "The auditor found lost orders: read its log.",
+    }
+    fields.update(overrides)
+    return WatchedMetric(**fields)  # type: ignore[arg-type]
+
+
+def test_a_custom_metric_alarms_above_its_threshold_in_any_evaluated_period() -> None:
+    watched = Watched(metrics=(findings_metric(period=900, evaluation_periods=2),))
+    [spec] = alarms_for(watched, AlarmThresholds())
+    assert (spec.key, spec.kind, spec.subject) == ("orders-lost-metric", "custom-metric", "orders-lost")
+    assert spec.metric == MetricStat("Shop", "OrdersLost", {"service": "auditor"}, "Maximum", 900)
+    assert (spec.threshold, spec.comparison, spec.treat_missing_data) == (
+        0,
+        "GreaterThanThreshold",
+        "notBreaching",
+    )
+    assert (spec.evaluation_periods, spec.datapoints_to_alarm) == (2, 1)
+    assert spec.description == "The auditor found lost orders: read its log."
+
+
+def test_a_heartbeat_metric_alarms_below_its_threshold_and_when_silent() -> None:
+    heartbeat = findings_metric(
+        label="audits",
+        metric_name="AuditsCompleted",
+        threshold=1,
+        below=True,
+        statistic="Sum",
+        period=3600,
+        missing_is_breaching=True,
+    )
+    [spec] = alarms_for(Watched(metrics=(heartbeat,)), AlarmThresholds())
+    assert (spec.threshold, spec.comparison, spec.treat_missing_data) == (1, "LessThanThreshold", "breaching")
+    assert spec.metric is not None and (spec.metric.stat, spec.metric.period) == ("Sum", 3600)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"label": "no spaces"}, "metric label 'no spaces'"),
+        ({"period": 90}, "period=90"),
+        ({"period": 30}, "period=30"),
+        ({"evaluation_periods": 0}, "evaluation_periods=0"),
+        ({"description": ""}, "description must be"),
+        ({"metric_name": ""}, "metric_name are required"),
+    ],
+)
+def test_custom_metrics_refuse_nonsense(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        findings_metric(**overrides)
+    with pytest.raises(ValueError, match="metric labels repeat: orders-lost"):
+        Watched(metrics=(findings_metric(), findings_metric(metric_name="Other")))
+
+
+def test_custom_metric_dimensions_round_trip_and_are_not_drawn_on_the_operations_dashboard() -> None:
+    watched = Watched(
+        functions=(WatchedFunction("auditor", "auditor-fn"),),
+        metrics=(findings_metric(dimensions={"service": "auditor", "env": "prod"}),),
+    )
+    assert watched.values() == ["auditor-fn", "prod", "auditor"]  # dimensions by name
+    rebuilt = watched.with_values(["FN", "PROD", "AUDITOR"])
+    assert dict(rebuilt.metrics[0].dimensions) == {"env": "PROD", "service": "AUDITOR"}
+    assert rebuilt.metrics[0].metric_name == "OrdersLost" and rebuilt.metrics[0].period == 900
+    from dashboards.operations import operations_dashboard
+    from tests.dashboards.bodies import metric_refs
+
+    assert {r.namespace for r in metric_refs(operations_dashboard(watched, "eu-west-1"))} == {"AWS/Lambda"}
+    only_metrics = Watched(metrics=(findings_metric(),))
+    assert not only_metrics.empty and not only_metrics.drawn
+    with pytest.raises(ValueError, match="custom metrics alone are alarmed, not drawn"):
+        operations_dashboard(only_metrics, "eu-west-1")

@@ -21,9 +21,10 @@ import pytest
 
 from dashboards.layout import layout_problems
 from infra import observability
+from infra.payment_chain import FUNCTION_SETTINGS
 from infra.preview import render_tree
 from infra.synth import Synthesis, read_stack_config, stack_names
-from lambdas.shared import contract
+from lambdas.shared import books, contract
 from tests.conftest import SynthFn
 from tests.dashboards.bodies import MetricRef, log_sources, metric_refs
 
@@ -190,17 +191,30 @@ def coverage_problems(s: Synthesis) -> list[str]:
     for service in facts.services:
         if service not in watched_by_alarms(s, "ECS/ContainerInsights", "RunningTaskCount", "ServiceName"):
             problems.append(f"ECS service {service} has no running-tasks alarm")
+    auditors = [name for name, logical in facts.service_names.items() if logical == AUDITOR_RESOURCE]
+    for metric in (*books.METRIC_OF_KIND.values(), contract.Metric.AUDITS_COMPLETED):
+        alarmed = watched_by_alarms(
+            s, contract.METRICS_NAMESPACE, metric.value, contract.METRICS_SERVICE_DIMENSION
+        )
+        if alarmed != auditors:
+            problems.append(
+                f"books metric {metric.value}: alarms on services {alarmed}, not the auditor's {auditors}"
+            )
     return problems
 
 
 STACKS = stack_names()
+AUDITOR_RESOURCE = "books-auditor-function"
+FINDING_METRICS = [metric.value for metric in books.METRIC_OF_KIND.values()]
+METRIC_ALARMS = len(FINDING_METRICS) + 2
+"""One per books finding metric, the auditor's silence, ledger conflicts."""
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_queue_function_and_table_is_on_the_dashboard_and_alarmed(synth: SynthFn, stack: str) -> None:
     s = synth(stack)
     facts = facts_of(s)
-    assert len(facts.queues) >= 12 and len(facts.functions) == 9 and len(facts.dead_letter_queues) == 7
+    assert len(facts.queues) >= 13 and len(facts.functions) == 10 and len(facts.dead_letter_queues) == 8
     assert coverage_problems(s) == []
 
 
@@ -224,6 +238,7 @@ def unknown_operations_refs(facts: StackFacts, refs: list[MetricRef]) -> list[st
         "TargetGroup": facts.target_groups,
         "ClusterName": facts.clusters,
         "ServiceName": facts.services,
+        contract.METRICS_SERVICE_DIMENSION: set(facts.service_names),
     }
     wrong: list[str] = []
     for ref in refs:
@@ -259,7 +274,7 @@ def test_every_alarm_names_a_resource_of_the_stack_and_notifies_ops_alerts(
     facts = facts_of(s)
     assert facts.alerts_topic_arn
     alarms = s.of_type(ALARM)
-    assert len(alarms) == 7 + 5 + 2 * 9 + 4 + 1 + 1
+    assert len(alarms) == 8 + 5 + 2 * 10 + 4 + 1 + 1 + METRIC_ALARMS
     for alarm in alarms:
         assert alarm.inputs["alarmActions"] == [facts.alerts_topic_arn], alarm.name
         assert alarm.inputs.get("actionsEnabled", True) is not False, alarm.name
@@ -349,7 +364,9 @@ def test_preview_lists_both_dashboards_and_the_alarms(synth: SynthFn) -> None:
     tree = render_tree(synth("dev"))
     assert re.search(r"aws:cloudwatch:Dashboard\s+observability-operations", tree)
     assert re.search(r"aws:cloudwatch:Dashboard\s+observability-business", tree)
-    assert len(re.findall(r"aws:cloudwatch:MetricAlarm\s+observability-", tree)) == 5 + 2 * 9 + 4 + 1 + 1
+    assert len(re.findall(r"aws:cloudwatch:MetricAlarm\s+observability-", tree)) == (
+        5 + 2 * 10 + 4 + 1 + 1 + METRIC_ALARMS
+    )
 
 
 # --- the coverage check fails when something is added without wiring -----------------------
@@ -389,3 +406,78 @@ def test_coverage_fails_for_a_function_added_without_wiring(synth: SynthFn) -> N
     assert "function stray-function: no Invocations on the dashboard" in problems
     assert "function stray-function: no Errors alarm" in problems
     assert "function stray-function: no Throttles alarm" in problems
+
+
+# --- the books auditor's metrics -------------------------------------------------------------
+
+
+def service_of(facts: StackFacts, function_resource: str) -> str:
+    [service] = [name for name, logical in facts.service_names.items() if logical == function_resource]
+    return service
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_books_finding_and_the_auditors_silence_alarm_ops_alerts(synth: SynthFn, stack: str) -> None:
+    s = synth(stack)
+    facts = facts_of(s)
+    period = books.rate_seconds(FUNCTION_SETTINGS["books_auditor"].schedule or "")
+    assert period == 900
+    custom = {
+        a.inputs["metricName"]: a.inputs
+        for a in s.of_type(ALARM)
+        if a.inputs.get("namespace") == contract.METRICS_NAMESPACE
+    }
+    assert sorted(custom) == sorted([*FINDING_METRICS, "AuditsCompleted", "LedgerConflicts"])
+    auditor = {contract.METRICS_SERVICE_DIMENSION: service_of(facts, AUDITOR_RESOURCE)}
+    for name in FINDING_METRICS:
+        alarm = custom[name]
+        assert alarm["dimensions"] == auditor, name
+        assert (alarm["comparisonOperator"], alarm["threshold"], alarm["statistic"], alarm["period"]) == (
+            "GreaterThanThreshold",
+            0,
+            "Maximum",
+            period,
+        ), name
+        # Any one of the last two runs' periods: a run landing on a boundary is still seen.
+        assert (alarm["evaluationPeriods"], alarm["datapointsToAlarm"], alarm["treatMissingData"]) == (
+            2,
+            1,
+            "notBreaching",
+        )
+        assert alarm["alarmActions"] == alarm["okActions"] == [facts.alerts_topic_arn]
+        assert "make audit" in alarm["alarmDescription"]
+    silent = custom["AuditsCompleted"]
+    assert silent["dimensions"] == auditor
+    assert (silent["comparisonOperator"], silent["threshold"], silent["statistic"], silent["period"]) == (
+        "LessThanThreshold",
+        1,
+        "Sum",
+        3600,
+    )
+    assert silent["treatMissingData"] == "breaching"  # no data at all: the auditor stopped running
+    conflicts = custom["LedgerConflicts"]
+    assert conflicts["dimensions"] == {
+        contract.METRICS_SERVICE_DIMENSION: service_of(facts, "ledger-recorder-function")
+    }
+    assert (conflicts["comparisonOperator"], conflicts["threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_the_business_dashboard_shows_one_point_per_audit_run(synth: SynthFn) -> None:
+    body = business_body(synth("dev"))
+    [findings] = [w for w in body["widgets"] if w["properties"]["title"] == "Books audit: findings per run"]
+    assert findings["properties"]["stat"] == "Maximum" and findings["properties"]["period"] == 900
+    refs = metric_refs({"widgets": [findings]})
+    assert [r.metric for r in refs] == FINDING_METRICS
+    assert all(", 'Maximum', 900)" in line[0]["expression"] for line in findings["properties"]["metrics"])
+
+
+def test_coverage_fails_for_a_books_finding_without_its_alarm(
+    synth: SynthFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    complete = observability.watched_metrics
+    monkeypatch.setattr(observability, "watched_metrics", lambda chain: complete(chain)[1:])
+    s = synth("dev", program=stack_plus(lambda: None), config=read_stack_config("dev"))
+    problems = coverage_problems(s)
+    assert len(problems) == 1 and problems[0].startswith(
+        "books metric BooksUnbalanced: alarms on services []"
+    )
