@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint typecheck unit preview report run token demo docs lock clean
+.PHONY: help install test lint typecheck unit preview report run token demo audit docs lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -54,6 +54,9 @@ token: $(STAMP) ## print a bearer token for USER=<name> on the running local sys
 
 demo: $(STAMP) ## a scripted story against the running local system (or one it starts)
 	$(PY) -m infra.local.demo
+
+audit: $(STAMP) ## audit every campaign's books (local system; ARGS='--fundings T ... --stack S' for a stack)
+	$(PY) -m infra.local.audit $(ARGS)
 
 docs: $(STAMP) ## regenerate README.md's generated sections from the program
 	$(PY) -m infra.docs
