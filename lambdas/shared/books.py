@@ -15,9 +15,11 @@ table, so both tools check exactly the same rules (DESIGN §3):
 The ledger is written asynchronously (SNS → SQS → ledger_recorder), and owed work is finished by
 the sweeper after `RECONCILE_AFTER_SECONDS`, so a recent change may legitimately be missing from
 the ledger: an event whose state change is younger than the horizon is "in flight", counted on
-the balance sheet, not a finding. Past the horizon nothing is excused. Findings of a read taken
-while money moves can be a race between the reads (the byFunding index is eventually
-consistent); callers re-read a campaign with findings and keep those `confirmed` by both reads.
+the balance sheet, not a finding. Past the horizon nothing is excused. The reads of one campaign
+are not a snapshot (and the byFunding index is eventually consistent), so callers pass the
+campaign item read again after its payments (`campaign_after`: if its money moved meanwhile, the
+campaign-level checks wait for a quieter read), and re-read a campaign with findings, keeping
+only those `confirmed` by both reads.
 """
 
 from __future__ import annotations
