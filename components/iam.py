@@ -310,11 +310,11 @@ AUTHORIZED_AS: dict[str, str] = {
 }
 """API operations that are no IAM action of their own → the action(s) IAM checks instead."""
 
-_AN = (SNS_TOPIC, SQS_QUEUE, SES_IDENTITY)  # read "an ess-en-ess topic"
 
-
-def _a(kind: str) -> str:
-    return f"an {kind}" if kind in _AN else f"a {kind}"
+def _a(noun: str) -> str:
+    """The noun with its article, as read aloud: "an SNS topic", "an sqs", "a DynamoDB table"."""
+    spoken_vowel = noun[:1].lower() in "aeiou" or noun.lower().startswith(("sns", "sqs", "ses"))
+    return f"an {noun}" if spoken_vowel else f"a {noun}"
 
 
 _INDEX_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
@@ -352,7 +352,7 @@ def action_problems(kind: str, actions: Sequence[str]) -> list[str]:
         prefix = action.split(":", 1)[0] if ":" in action else ""
         if prefix != service:
             problems.append(
-                f"{action!r} is not a {service} action, and {_a(kind)} takes only {service} actions; "
+                f"{action!r} is not {_a(service)} action, and {_a(kind)} takes only {service} actions; "
                 f"allowed: {', '.join(allowed)}"
             )
         elif action in AUTHORIZED_AS:
