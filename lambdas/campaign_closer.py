@@ -1,18 +1,28 @@
-"""campaign_closer (scheduled): close campaigns whose deadline has passed; refund failed ones.
+"""campaign_closer (scheduled): close campaigns whose deadline has passed; refund failed and
+deleted ones; finish what a crash or an outage left of earlier closes.
 
 Trigger: EventBridge schedule (the event's content is not used). Out: funding.succeeded /
-funding.failed, payment.refunded.
+funding.failed, payment.refunded, funding.goal_reached (re-sent when never published).
 
 1. OPEN campaigns with endDate < now (byStateEndDate index): SUCCEEDED when fundingAmount ≥
    goalAmount, else FAILED. The transition is conditional on the campaign still being OPEN with
-   the fundingAmount we read, so a capture racing the deadline is either counted in the
-   decision or refused by funding_update (campaign no longer OPEN → its payment is voided).
-2. FAILED campaigns whose refunds are not complete: every CAPTURED payment is refunded at the
-   gateway (idempotent by paymentId), then one transaction per ≤ 99 payments moves them
-   CAPTURED→REFUNDED and subtracts their sum from fundingAmount, keeping fundingAmount equal to
-   the sum of CAPTURED payments. `refundsCompletedAt` is set only when the strongly consistent
-   fundingAmount reaches 0, so a payment missed by the (eventually consistent) index is picked
-   up on the next run rather than forgotten.
+   the fundingAmount we read (stored as `closeFundingAmount`, which the close event carries),
+   and funding_update refuses to capture once the deadline has passed, so the decision cannot
+   depend on scheduling.
+2. FAILED campaigns, and DELETED ones (the owner cancelled while OPEN, before the deadline), are
+   settled the same way: every CAPTURED payment is refunded at the gateway (once per payment
+   there), then one transaction per ≤ 99 payments moves them CAPTURED→REFUNDED (with `owed` =
+   REFUNDED and the reason) and subtracts their sum from fundingAmount (condition: campaign
+   FAILED or DELETED), keeping fundingAmount equal to the sum of CAPTURED payments. Then their
+   payment.refunded events go out with PublishBatch and each sent one clears its `owed`; a
+   failed publish stops nothing (the payment stays owed: the next run, or the sweeper, re-sends
+   the same event). `refundsCompletedAt` is set only when the strongly consistent fundingAmount
+   is 0 AND no refunded payment of the campaign still owes its event.
+   A deletion has no close event: the owner asked for it, and each backer hears through
+   payment.refunded (its reason says the campaign was cancelled).
+3. SUCCEEDED campaigns whose goal-crossing capture committed but whose funding.goal_reached
+   never went out (goalPaymentId set, goalPublishedAt absent, older than a short grace so an
+   in-flight funding_update is not raced) get it published (same eventId and occurredAt).
 The close event is re-published (same eventId) until `closeEventPublishedAt` records it, so a
 crash between the transition and the publish loses nothing.
 """
@@ -26,11 +36,12 @@ from botocore.exceptions import ClientError
 
 from lambdas.shared import aws
 from lambdas.shared import contract as c
-from lambdas.shared.campaigns import amount_of, deadline, fundings_table, get_campaign
+from lambdas.shared.campaigns import amount_of, deadline, fundings_table, get_campaign, iso_utc
 from lambdas.shared.config import require_environment
 from lambdas.shared.contract import CampaignState, EventType, Metric, PaymentState
-from lambdas.shared.events import derived_event_id, payment_event, publish
+from lambdas.shared.events import derived_event_id, goal_reached_event, publish
 from lambdas.shared.gateway import GatewayError, gateway_client
+from lambdas.shared.owed import settle
 from lambdas.shared.payments import STATE, payments_table
 from lambdas.shared.telemetry import correlated, count, function_logger, function_metrics
 
@@ -43,23 +54,43 @@ ENVIRONMENT: tuple[str, ...] = (
     c.ENV_PG_GATEWAY_FUNCTION,
 )
 OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
+ACCESS: dict[str, tuple[str, ...]] = {
+    # Query: due and unfinished campaigns; GetItem: the refund check; UpdateItem: close, markers,
+    # and the campaign's share of each refund transaction.
+    c.FUNDINGS_TABLE.env_var: (
+        f"dynamodb:Query@{c.FUNDINGS_BY_STATE_INDEX}",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    ),
+    # Query: a campaign's captured / still-owed refunded payments; UpdateItem: refunds, `owed`.
+    c.PAYMENTS_TABLE.env_var: (f"dynamodb:Query@{c.PAYMENTS_BY_FUNDING_INDEX}", "dynamodb:UpdateItem"),
+    c.ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
+    c.ENV_FUNDING_TARGET_TOPIC_ARN: ("sns:Publish",),
+    c.ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction",),
+}
 require_environment(ENVIRONMENT, function=FUNCTION)
 
 REFUND_CHUNK = 99
 RECENT_CLOSE_WINDOW = timedelta(days=7)
-"""How far back SUCCEEDED-at-deadline campaigns are re-checked for an unpublished close event."""
+"""How far back SUCCEEDED campaigns (by endDate) are re-checked for an unpublished event."""
+GOAL_EVENT_GRACE = timedelta(minutes=2)
+"""funding_update publishes funding.goal_reached right after its commit; only older ones are re-sent."""
+REFUND_REASONS: dict[str, str] = {
+    CampaignState.FAILED: "the campaign did not reach its goal by its deadline",
+    CampaignState.DELETED: "the campaign was cancelled by its creator",
+}
+"""The reason a refund carries (stored on the payment, so its event is the same when re-sent)."""
 
 logger = function_logger(FUNCTION)
 metrics = function_metrics(FUNCTION)
 
 
 def _due_campaigns(now: datetime) -> list[dict[str, Any]]:
-    now_iso = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     items = aws.query(
         fundings_table(),
         index=c.FUNDINGS_BY_STATE_INDEX,
         key_condition="#state = :open AND endDate < :now",
-        values={":open": str(CampaignState.OPEN), ":now": now_iso},
+        values={":open": str(CampaignState.OPEN), ":now": iso_utc(now)},
         names=STATE,
     )
     return [item for item in items if deadline(str(item["endDate"])) <= now]
@@ -75,7 +106,7 @@ def _close(campaign: dict[str, Any], now_iso: str) -> dict[str, Any] | None:
         ":seen": raised,
         ":now": now_iso,
     }
-    update = "SET #state = :new, closedAt = :now, updatedAt = :now"
+    update = "SET #state = :new, closedAt = :now, updatedAt = :now, closeFundingAmount = :seen"
     if succeeded:
         update += ", goalReachedAt = if_not_exists(goalReachedAt, :now)"
     unset = " OR attribute_not_exists(fundingAmount)" if raised == 0 else ""
@@ -90,13 +121,17 @@ def _close(campaign: dict[str, Any], now_iso: str) -> dict[str, Any] | None:
 
 
 def _publish_close_event(campaign: dict[str, Any]) -> None:
-    if campaign.get("closeEventPublishedAt"):
+    """funding.succeeded / funding.failed of a campaign closed at its deadline (not a deletion)."""
+    if campaign.get("closeEventPublishedAt") or not campaign.get("closedAt"):
         return
     event_type = (
         EventType.FUNDING_SUCCEEDED
         if campaign["state"] == CampaignState.SUCCEEDED
         else EventType.FUNDING_FAILED
     )
+    # The amount at the close, not the current one: refunds lower fundingAmount, and a re-sent
+    # event must be identical to the first (the ledger records each event once).
+    raised = campaign.get("closeFundingAmount", amount_of(campaign, "fundingAmount"))
     publish(
         c.make_event(
             event_type,
@@ -105,7 +140,7 @@ def _publish_close_event(campaign: dict[str, Any]) -> None:
             user_id=campaign.get("ownerId"),
             occurred_at=campaign["closedAt"],
             event_id=derived_event_id(event_type, campaign["fundingId"]),
-            fundingAmount=amount_of(campaign, "fundingAmount"),
+            fundingAmount=raised,
             goalAmount=campaign.get("goalAmount"),
         )
     )
@@ -117,21 +152,49 @@ def _publish_close_event(campaign: dict[str, Any]) -> None:
     )
 
 
-def _captured_payments(funding_id: str) -> list[dict[str, Any]]:
-    return list(
-        aws.query(
-            payments_table(),
-            index=c.PAYMENTS_BY_FUNDING_INDEX,
-            key_condition="fundingId = :fid",
-            values={":fid": funding_id, ":captured": str(PaymentState.CAPTURED)},
-            names=STATE,
-            filter_expression="#state = :captured",
-        )
+def _publish_goal_reached(campaign: dict[str, Any], now: datetime) -> None:
+    """Re-send funding.goal_reached of a campaign whose crossing capture committed without it."""
+    if not campaign.get("goalPaymentId") or campaign.get("goalPublishedAt"):
+        return
+    if campaign.get("goalReachedAt", "") > iso_utc(now - GOAL_EVENT_GRACE):
+        return  # funding_update is most likely publishing it right now
+    publish(goal_reached_event(campaign))
+    aws.update_item(
+        fundings_table(),
+        {"fundingId": campaign["fundingId"]},
+        "SET goalPublishedAt = :now",
+        {":now": c.utc_now_iso()},
+        condition="attribute_not_exists(goalPublishedAt)",
     )
+    count(metrics, Metric.GOALS_REACHED)
+    logger.warning("funding.goal_reached had never been published; sent it now")
 
 
-def _refund_transaction(funding_id: str, refunds: list[tuple[dict[str, Any], str, str]]) -> None:
-    """Move refunded payments to REFUNDED and subtract their sum, atomically."""
+def _refund_work(funding_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(CAPTURED payments to refund, REFUNDED payments whose event is still owed) of a campaign."""
+    items = aws.query(
+        payments_table(),
+        index=c.PAYMENTS_BY_FUNDING_INDEX,
+        key_condition="fundingId = :fid",
+        values={
+            ":fid": funding_id,
+            ":captured": str(PaymentState.CAPTURED),
+            ":refunded": str(PaymentState.REFUNDED),
+        },
+        names=STATE,
+        filter_expression=f"#state = :captured OR (#state = :refunded AND {c.OWED_ATTRIBUTE} = :refunded)",
+    )
+    captured: list[dict[str, Any]] = []
+    owed: list[dict[str, Any]] = []
+    for item in items:
+        (captured if item["state"] == PaymentState.CAPTURED else owed).append(item)
+    return captured, owed
+
+
+def _refund_transaction(
+    funding_id: str, refunds: list[tuple[dict[str, Any], str, str]], reason: str, now: str
+) -> None:
+    """Move refunded payments to REFUNDED (owing their event) and subtract their sum, atomically."""
     total = sum(p["amount"] for p, _, _ in refunds)
     items: list[dict[str, Any]] = [
         {
@@ -139,10 +202,15 @@ def _refund_transaction(funding_id: str, refunds: list[tuple[dict[str, Any], str
                 "TableName": fundings_table(),
                 "Key": aws.to_attributes({"fundingId": funding_id}),
                 "UpdateExpression": "SET fundingAmount = fundingAmount - :sum, updatedAt = :now",
-                "ConditionExpression": "#state = :failed",
+                "ConditionExpression": "#state IN (:failed, :deleted)",
                 "ExpressionAttributeNames": {"#state": "state"},
                 "ExpressionAttributeValues": aws.to_attributes(
-                    {":sum": total, ":failed": str(CampaignState.FAILED), ":now": c.utc_now_iso()}
+                    {
+                        ":sum": total,
+                        ":failed": str(CampaignState.FAILED),
+                        ":deleted": str(CampaignState.DELETED),
+                        ":now": now,
+                    }
                 ),
             }
         }
@@ -154,7 +222,8 @@ def _refund_transaction(funding_id: str, refunds: list[tuple[dict[str, Any], str
                     "TableName": payments_table(),
                     "Key": aws.to_attributes({"paymentId": payment["paymentId"]}),
                     "UpdateExpression": (
-                        "SET #state = :refunded, refundedAt = :at, refundRef = :ref, updatedAt = :at"
+                        "SET #state = :refunded, refundedAt = :at, refundRef = :ref, refundReason = :reason,"
+                        f" updatedAt = :now, {c.OWED_ATTRIBUTE} = :refunded, {c.OWED_SINCE_ATTRIBUTE} = :now"
                     ),
                     "ConditionExpression": "#state = :captured",
                     "ExpressionAttributeNames": {"#state": "state"},
@@ -164,6 +233,8 @@ def _refund_transaction(funding_id: str, refunds: list[tuple[dict[str, Any], str
                             ":captured": str(PaymentState.CAPTURED),
                             ":at": refunded_at,
                             ":ref": reference,
+                            ":reason": reason,
+                            ":now": now,
                         }
                     ),
                 }
@@ -173,14 +244,18 @@ def _refund_transaction(funding_id: str, refunds: list[tuple[dict[str, Any], str
 
 
 def refund_campaign(campaign: dict[str, Any]) -> int:
-    """Refund every captured payment of a FAILED campaign; returns how many were refunded now."""
+    """Refund every captured payment of a FAILED or DELETED campaign and announce each refund.
+
+    Returns how many payments were refunded in this call.
+    """
     funding_id = campaign["fundingId"]
+    reason = REFUND_REASONS[campaign["state"]]
     gateway = gateway_client()
+    captured, announce = _refund_work(funding_id)
     refunded = 0
-    pending = _captured_payments(funding_id)
-    for start in range(0, len(pending), REFUND_CHUNK):
+    for start in range(0, len(captured), REFUND_CHUNK):
         done: list[tuple[dict[str, Any], str, str]] = []
-        for payment in pending[start : start + REFUND_CHUNK]:
+        for payment in captured[start : start + REFUND_CHUNK]:
             try:
                 result = gateway.refund(payment["paymentId"], payment["amount"], fundingId=funding_id)
             except GatewayError as exc:
@@ -192,22 +267,38 @@ def refund_campaign(campaign: dict[str, Any]) -> int:
             done.append((payment, result.processed_at, result.reference))
         if not done:
             continue
+        now = c.utc_now_iso()
         try:
-            _refund_transaction(funding_id, done)
+            _refund_transaction(funding_id, done, reason, now)
         except ClientError as exc:
             if aws.error_code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
                 raise
-            logger.warning("refund transaction cancelled; next run re-reads", extra={"reasons": str(exc)})
-            continue
-        for payment, refunded_at, _ in done:
-            payment.update(state=str(PaymentState.REFUNDED), refundedAt=refunded_at)
-            publish(
-                payment_event(
-                    EventType.PAYMENT_REFUNDED, payment, occurred_at=refunded_at, reason="campaign failed"
-                )
+            logger.warning(
+                "refund transaction cancelled; next run re-reads",
+                extra={"reasons": aws.cancellation_codes(exc)},
             )
+            continue
+        for payment, refunded_at, reference in done:
+            payment.update(
+                {
+                    "state": str(PaymentState.REFUNDED),
+                    "refundedAt": refunded_at,
+                    "refundRef": reference,
+                    "refundReason": reason,
+                    c.OWED_ATTRIBUTE: str(PaymentState.REFUNDED),
+                    c.OWED_SINCE_ATTRIBUTE: now,
+                }
+            )
+            announce.append(payment)
         refunded += len(done)
         count(metrics, Metric.PAYMENTS_REFUNDED, len(done))
+    announced = settle(announce, logger) if announce else None
+    if announced is not None and not announced.complete:
+        logger.warning(
+            "refund events not all sent; next run (or the sweeper) re-sends them",
+            extra={"unsent": len(announced.unfinished)},
+        )
+        return refunded
     current = get_campaign(funding_id)
     if current and amount_of(current, "fundingAmount") == 0:
         aws.update_item(
@@ -217,20 +308,25 @@ def refund_campaign(campaign: dict[str, Any]) -> int:
             {":now": c.utc_now_iso(), ":zero": 0},
             condition="fundingAmount = :zero OR attribute_not_exists(fundingAmount)",
         )
-        logger.info("all refunds done", extra={"fundingId": funding_id})
+        logger.info("all refunds done", extra={"fundingId": funding_id, "state": campaign["state"]})
     return refunded
 
 
 def _unfinished(state: CampaignState, *, since: str | None = None) -> list[dict[str, Any]]:
-    """Closed campaigns with work left: close event unpublished or (FAILED) refunds incomplete."""
+    """Closed or deleted campaigns with work left (see the module docstring)."""
     values: dict[str, Any] = {":state": str(state)}
     key_condition = "#state = :state"
     if since:
         key_condition += " AND endDate >= :since"
         values[":since"] = since
-    pending = "attribute_not_exists(closeEventPublishedAt)"
+    close_event_owed = "(attribute_exists(closedAt) AND attribute_not_exists(closeEventPublishedAt))"
     if state == CampaignState.FAILED:
-        pending += " OR attribute_not_exists(refundsCompletedAt)"
+        pending = f"{close_event_owed} OR attribute_not_exists(refundsCompletedAt)"
+    elif state == CampaignState.DELETED:
+        pending = "attribute_not_exists(refundsCompletedAt)"
+    else:
+        goal_event_owed = "(attribute_exists(goalPaymentId) AND attribute_not_exists(goalPublishedAt))"
+        pending = f"{close_event_owed} OR {goal_event_owed}"
     return list(
         aws.query(
             fundings_table(),
@@ -238,21 +334,23 @@ def _unfinished(state: CampaignState, *, since: str | None = None) -> list[dict[
             key_condition=key_condition,
             values=values,
             names=STATE,
-            filter_expression=f"attribute_exists(closedAt) AND ({pending})",
+            filter_expression=pending,
         )
     )
 
 
-def _finish(campaign: dict[str, Any], summary: dict[str, int]) -> None:
+def _finish(campaign: dict[str, Any], summary: dict[str, int], now: datetime) -> None:
     _publish_close_event(campaign)
-    if campaign["state"] == CampaignState.FAILED and not campaign.get("refundsCompletedAt"):
+    if campaign["state"] == CampaignState.SUCCEEDED:
+        _publish_goal_reached(campaign, now)
+    if campaign["state"] in REFUND_REASONS and not campaign.get("refundsCompletedAt"):
         summary["refunded"] += refund_campaign(campaign)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """One scheduled run; returns what it did (also logged)."""
     now = datetime.now(UTC)
-    now_iso = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now_iso = iso_utc(now)
     summary = {"succeeded": 0, "failed": 0, "refunded": 0, "errors": 0}
     for campaign in _due_campaigns(now):
         with correlated(logger, {"fundingId": campaign["fundingId"]}):
@@ -263,15 +361,20 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
                     continue
                 summary["succeeded" if closed["state"] == CampaignState.SUCCEEDED else "failed"] += 1
                 logger.info("campaign closed at its deadline", extra={"state": closed["state"]})
-                _finish(closed, summary)
+                _finish(closed, summary, now)
             except Exception:
                 summary["errors"] += 1
                 logger.exception("closing the campaign failed; next run retries")
-    since = (now - RECENT_CLOSE_WINDOW).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    for campaign in _unfinished(CampaignState.FAILED) + _unfinished(CampaignState.SUCCEEDED, since=since):
+    since = iso_utc(now - RECENT_CLOSE_WINDOW)
+    unfinished = (
+        _unfinished(CampaignState.FAILED)
+        + _unfinished(CampaignState.DELETED)
+        + _unfinished(CampaignState.SUCCEEDED, since=since)
+    )
+    for campaign in unfinished:
         with correlated(logger, {"fundingId": campaign["fundingId"]}):
             try:
-                _finish(campaign, summary)
+                _finish(campaign, summary, now)
             except Exception:
                 summary["errors"] += 1
                 logger.exception("finishing a closed campaign failed; next run retries")

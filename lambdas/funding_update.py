@@ -1,26 +1,35 @@
 """funding_update: capture approved payments and keep each campaign's total, in aggregate.
 
-Trigger: SQS funding-update (payment.approved). Out: payment.captured (one per capture; the
-ledger checks totals against them), funding.goal_reached (once per campaign),
-payment.cancel_requested (an approved payment met a closed or deleted campaign).
+Trigger: SQS funding-update (payment.approved; batches of up to 99 with a 1 s window). Out:
+payment.captured (one per capture; the ledger checks totals against them), funding.goal_reached
+(once per campaign), payment.cancel_requested (an approved payment met a closed or deleted
+campaign, or one whose deadline has passed).
 
-A batch is grouped by campaign. For each campaign, one DynamoDB TransactWriteItems (≤ 100
-items; chunked beyond) moves its payments APPROVED→CAPTURED (condition: still APPROVED) and adds
-their sum to `fundingAmount` (condition: campaign OPEN, goalAmount unchanged, and the batch still
-cannot reach the goal — or, for the batch that crosses it, fundingAmount exactly as read).
-The campaign item is written once per batch instead of once per payment, which is what lets one
-hot campaign take thousands of payments per second.
+A batch is grouped by campaign. For each campaign, one DynamoDB TransactWriteItems (1 campaign
++ up to 99 payments, DynamoDB's 100-item limit; chunked beyond) moves its payments
+APPROVED→CAPTURED (condition: still APPROVED; `owed` = CAPTURED in the same write) and adds
+their sum to `fundingAmount` (condition: campaign OPEN, now ≤ endDate, goalAmount unchanged, and
+the batch still cannot reach the goal — or, for the batch that crosses it, fundingAmount exactly
+as read). The campaign item is written once per 99 payments instead of once per payment, which
+is what lets one hot campaign take tens of thousands of payments per second.
 
 Invariants (DESIGN §3):
 - captured at most once: the payment condition. A duplicate delivery, or a retry after a crash
-  anywhere in this function, finds the payment CAPTURED and only re-publishes its event.
+  anywhere in this function, finds the payment CAPTURED and only re-publishes its event if it
+  is still owed.
+- captured only while now ≤ endDate: the campaign condition compares endDate with the capture's
+  own timestamp in the stored format; an approved payment that meets a passed deadline is
+  cancelled (cancel_requested → transaction_check voids it) instead.
 - fundingAmount == sum(CAPTURED): both change in the same transaction; the optimistic condition
   on fundingAmount makes a racing batch fail and recompute from a fresh read, never add twice.
 - SUCCEEDED exactly once: the payment whose capture first makes fundingAmount ≥ goalAmount sets
   state=SUCCEEDED, goalReachedAt and goalPaymentId in that same transaction (condition: OPEN);
   payments after it in the batch are not captured but cancelled. funding.goal_reached has a
-  deterministic eventId and `goalPublishedAt` records that it went out, so a retry publishes it
-  only if the first attempt crashed before doing so.
+  deterministic eventId and `goalPublishedAt` records that it went out; campaign_closer
+  re-publishes it for a campaign where that never happened.
+- no lost events: the batch's events go out with PublishBatch at the end; each payment.captured
+  that went out clears its payment's `owed` (one transaction for the batch); an unsent one fails
+  its record, and stays owed for the sweeper should the record end in the DLQ.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -37,11 +47,18 @@ from botocore.exceptions import ClientError
 from lambdas.shared import aws
 from lambdas.shared import contract as c
 from lambdas.shared.batch import parse_record
-from lambdas.shared.campaigns import amount_of, fundings_table, get_campaign
+from lambdas.shared.campaigns import (
+    amount_of,
+    deadline_passed,
+    fundings_table,
+    get_campaign,
+    iso_utc,
+    open_until_condition,
+)
 from lambdas.shared.config import require_environment
 from lambdas.shared.contract import CampaignState, Metric, PaymentState
-from lambdas.shared.events import derived_event_id, payment_event, publish, publish_all
-from lambdas.shared.payments import payments_table, set_once
+from lambdas.shared.events import goal_reached_event, payment_event, publish, publish_all, state_event
+from lambdas.shared.payments import clear_owed, payments_table, set_fields_once
 from lambdas.shared.telemetry import amount, correlated, count, function_logger, function_metrics
 
 FUNCTION = "funding_update"
@@ -52,6 +69,14 @@ ENVIRONMENT: tuple[str, ...] = (
     c.ENV_FUNDING_TARGET_TOPIC_ARN,
 )
 OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
+ACCESS: dict[str, tuple[str, ...]] = {
+    # GetItem: the campaign; UpdateItem: its share of the capture transaction, goalPublishedAt.
+    c.FUNDINGS_TABLE.env_var: ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    # BatchGetItem: the batch's payments; UpdateItem: captures, cancelRequestedAt, clearing `owed`.
+    c.PAYMENTS_TABLE.env_var: ("dynamodb:BatchGetItem", "dynamodb:UpdateItem"),
+    c.ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
+    c.ENV_FUNDING_TARGET_TOPIC_ARN: ("sns:Publish",),
+}
 require_environment(ENVIRONMENT, function=FUNCTION)
 
 MAX_TRANSACTION_ITEMS = 100
@@ -66,6 +91,10 @@ class ContentionError(RuntimeError):
     """The campaign kept changing under us; the records fail and SQS redelivers them."""
 
 
+class PublishError(RuntimeError):
+    """An event owed after a committed write did not go out; its record is retried."""
+
+
 @dataclass
 class _Group:
     """The records of one campaign in this batch, deduplicated by payment."""
@@ -74,23 +103,45 @@ class _Group:
     message_ids: dict[str, list[str]] = field(default_factory=dict)  # paymentId -> messageIds
 
 
+@dataclass
+class _Outgoing:
+    """An event this batch owes, with the payment it clears `owed` of once sent (if any)."""
+
+    event: dict[str, Any]
+    funding_id: str
+    payment_id: str
+    payment: dict[str, Any] | None = None
+
+
+_outbox: list[_Outgoing] = []
+
+
 def _capture_transaction(
-    campaign: dict[str, Any], payments: list[dict[str, Any]], crossing: dict[str, Any] | None, now: str
+    campaign: dict[str, Any],
+    payments: list[dict[str, Any]],
+    crossing: dict[str, Any] | None,
+    moment: datetime,
 ) -> None:
     """Capture `payments` and add their sum to the campaign, atomically and conditionally.
 
     A batch that cannot reach the goal is conditioned on `fundingAmount < goal - sum`, which
     holds whatever concurrent batches added meanwhile (additions commute), so racing batches
     far from the goal do not cancel each other. Only the batch that crosses the goal needs the
-    exact amount it read (`fundingAmount = :seen`), to know which payment crossed.
+    exact amount it read (`fundingAmount = :seen`), to know which payment crossed. The capture
+    time is also the instant compared with endDate, so no payment is captured after it.
     """
     funding_id = campaign["fundingId"]
+    now = iso_utc(moment)
     seen = amount_of(campaign, "fundingAmount")
     goal = amount_of(campaign, "goalAmount")
     batch_sum = sum(p["amount"] for p in payments)
     values: dict[str, Any] = {":open": str(CampaignState.OPEN), ":zero": 0, ":sum": batch_sum, ":now": now}
     update = "SET fundingAmount = if_not_exists(fundingAmount, :zero) + :sum, updatedAt = :now"
     conditions = ["#state = :open"]
+    open_until = open_until_condition(campaign, moment)
+    if open_until is not None:
+        conditions.append(open_until[0])
+        values.update(open_until[1])
     if crossing is not None:
         update += ", #state = :succeeded, goalReachedAt = :now, goalPaymentId = :crossing"
         values.update(
@@ -125,7 +176,10 @@ def _capture_transaction(
                 "Update": {
                     "TableName": payments_table(),
                     "Key": aws.to_attributes({"paymentId": payment["paymentId"]}),
-                    "UpdateExpression": "SET #state = :captured, capturedAt = :now, updatedAt = :now",
+                    "UpdateExpression": (
+                        "SET #state = :captured, capturedAt = :now, updatedAt = :now,"
+                        f" {c.OWED_ATTRIBUTE} = :captured, {c.OWED_SINCE_ATTRIBUTE} = :now"
+                    ),
                     "ConditionExpression": "#state = :approved AND fundingId = :fid",
                     "ExpressionAttributeNames": {"#state": "state"},
                     "ExpressionAttributeValues": aws.to_attributes(
@@ -142,31 +196,12 @@ def _capture_transaction(
     aws.client("dynamodb").transact_write_items(TransactItems=items)
 
 
-class PublishError(RuntimeError):
-    """Events owed after a committed capture did not go out; the records are retried."""
-
-
-def _publish_captured(payment: dict[str, Any]) -> None:
-    publish(payment_event(c.EventType.PAYMENT_CAPTURED, payment, occurred_at=payment["capturedAt"]))
-
-
 def _publish_goal_reached(campaign: dict[str, Any]) -> None:
     """Publish funding.goal_reached unless a previous attempt already recorded doing so."""
     if campaign.get("goalPublishedAt"):
         return
     funding_id = campaign["fundingId"]
-    publish(
-        c.make_event(
-            c.EventType.FUNDING_GOAL_REACHED,
-            payment_id=campaign["goalPaymentId"],
-            funding_id=funding_id,
-            user_id=campaign.get("ownerId"),
-            amount=amount_of(campaign, "fundingAmount") or None,
-            occurred_at=campaign["goalReachedAt"],
-            event_id=derived_event_id(c.EventType.FUNDING_GOAL_REACHED, funding_id),
-            goalAmount=campaign.get("goalAmount"),
-        )
-    )
+    publish(goal_reached_event(campaign))
     aws.update_item(
         fundings_table(),
         {"fundingId": funding_id},
@@ -180,22 +215,51 @@ def _publish_goal_reached(campaign: dict[str, Any]) -> None:
     )
 
 
-def _request_cancel(payment: dict[str, Any], campaign_state: str) -> None:
-    """An approved payment met a closed campaign: record the request once, then publish it."""
-    updated = set_once(
-        payment["paymentId"], "cancelRequestedAt", c.utc_now_iso(), state=PaymentState.APPROVED
+def _request_cancel(payment: dict[str, Any], reason: str) -> None:
+    """An approved payment can no longer be captured: record the request once, then publish it.
+
+    The reason is stored with the request, so a re-publication is the identical event.
+    """
+    updated = set_fields_once(
+        payment["paymentId"],
+        {"cancelRequestedAt": c.utc_now_iso(), "cancelRequestReason": reason},
+        state=PaymentState.APPROVED,
     )
     if updated is None:
         return  # no longer APPROVED: transaction_check already cancelled it
-    publish(
-        payment_event(
-            c.EventType.PAYMENT_CANCEL_REQUESTED,
-            updated,
-            occurred_at=updated["cancelRequestedAt"],
-            reason=f"campaign {campaign_state}",
-        )
+    event = payment_event(
+        c.EventType.PAYMENT_CANCEL_REQUESTED,
+        updated,
+        occurred_at=updated["cancelRequestedAt"],
+        reason=updated.get("cancelRequestReason"),
     )
-    logger.info("payment met a closed campaign; cancel requested", extra={"paymentId": payment["paymentId"]})
+    _outbox.append(_Outgoing(event, payment["fundingId"], payment["paymentId"]))
+    logger.info(
+        "approved payment cannot be captured; cancel requested",
+        extra={"paymentId": payment["paymentId"], "reason": reason},
+    )
+
+
+_CLOSED_REASONS: dict[str, str] = {
+    CampaignState.SUCCEEDED: "the campaign had already reached its goal",
+    CampaignState.FAILED: "the campaign had already ended",
+    CampaignState.DELETED: "the campaign was cancelled by its creator",
+}
+
+
+def _uncapturable_reason(campaign: dict[str, Any] | None, moment: datetime) -> str | None:
+    """Why approved payments of this campaign can no longer be captured (None: they can).
+
+    The reason rides on payment.cancel_requested and payment.cancelled, into the backer's email.
+    """
+    if campaign is None:
+        return "the campaign no longer exists"
+    state = campaign.get("state")
+    if state != CampaignState.OPEN:
+        return _CLOSED_REASONS.get(str(state), f"the campaign is {state}")
+    if deadline_passed(campaign, moment):
+        return "the campaign's deadline had passed"
+    return None
 
 
 def _settle_campaign(group: _Group) -> dict[str, Exception]:
@@ -218,7 +282,8 @@ def _settle_campaign(group: _Group) -> dict[str, Exception]:
             elif payment["state"] == PaymentState.CAPTURED:
                 # Duplicate delivery or a retry after a crash: never capture again, only make
                 # sure the events the first attempt owed went out.
-                _publish_captured(payment)
+                if payment.get(c.OWED_ATTRIBUTE) == PaymentState.CAPTURED:
+                    _outbox.append(_Outgoing(state_event(payment), group.funding_id, payment_id, payment))
                 if campaign and campaign.get("goalPaymentId") == payment_id:
                     _publish_goal_reached(campaign)
             elif payment["state"] == PaymentState.PENDING:
@@ -232,10 +297,11 @@ def _settle_campaign(group: _Group) -> dict[str, Exception]:
             break
         approved.sort(key=lambda p: (str(p.get("createdAt", "")), p["paymentId"]))
 
-        state = campaign.get("state") if campaign else "missing"
-        if state != CampaignState.OPEN or campaign is None:
+        moment = datetime.now(UTC)
+        reason = _uncapturable_reason(campaign, moment)
+        if reason is not None or campaign is None:
             for payment in approved:
-                _request_cancel(payment, str(state))
+                _request_cancel(payment, reason or "the campaign no longer exists")
             break
 
         goal = amount_of(campaign, "goalAmount")
@@ -249,16 +315,15 @@ def _settle_campaign(group: _Group) -> dict[str, Exception]:
                 crossing = payment
                 break
 
-        now = c.utc_now_iso()
         try:
-            _capture_transaction(campaign, chunk, crossing, now)
+            _capture_transaction(campaign, chunk, crossing, moment)
         except ClientError as exc:
             if aws.error_code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
                 raise
             contention += 1
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             logger.info(
-                "capture transaction cancelled; re-reading", extra={"attempt": contention, "reasons": reasons}
+                "capture transaction cancelled; re-reading",
+                extra={"attempt": contention, "reasons": aws.cancellation_codes(exc)},
             )
             if contention > MAX_CONTENTION_RETRIES:
                 raise ContentionError(
@@ -267,28 +332,22 @@ def _settle_campaign(group: _Group) -> dict[str, Exception]:
             time.sleep(random.uniform(0, 0.005 * 2 ** min(contention, 6)))
             continue
 
+        now = iso_utc(moment)
         captured_sum = 0
         for payment in chunk:
-            payment.update(state=str(PaymentState.CAPTURED), capturedAt=now, updatedAt=now)
-            captured_sum += payment["amount"]
-        # One PublishBatch per ten captures. If any is not sent, the group's records fail: their
-        # redelivery finds the payments CAPTURED and re-publishes the same events (above).
-        unsent = publish_all(
-            [payment_event(c.EventType.PAYMENT_CAPTURED, p, occurred_at=p["capturedAt"]) for p in chunk]
-        )
-        if unsent:
-            raise PublishError(
-                f"{len(unsent)} payment.captured events of campaign {group.funding_id} not sent"
+            payment.update(
+                state=str(PaymentState.CAPTURED),
+                capturedAt=now,
+                updatedAt=now,
+                **{c.OWED_ATTRIBUTE: str(PaymentState.CAPTURED), c.OWED_SINCE_ATTRIBUTE: now},
             )
+            captured_sum += payment["amount"]
+            _outbox.append(_Outgoing(state_event(payment), group.funding_id, payment["paymentId"], payment))
         count(metrics, Metric.PAYMENTS_CAPTURED, len(chunk))
         amount(metrics, Metric.AMOUNT_CAPTURED, captured_sum)
         logger.info(
             "captured payments",
-            extra={
-                "fundingId": group.funding_id,
-                "payments": len(chunk),
-                "amount": captured_sum,
-            },
+            extra={"fundingId": group.funding_id, "payments": len(chunk), "amount": captured_sum},
         )
         if crossing is not None:
             campaign.update(
@@ -297,10 +356,42 @@ def _settle_campaign(group: _Group) -> dict[str, Exception]:
                 goalPaymentId=crossing["paymentId"],
                 fundingAmount=total,
             )
-            _publish_goal_reached(campaign)
+            try:
+                _publish_goal_reached(campaign)
+            except (
+                Exception
+            ) as exc:  # the capture stands; the crossing record's retry (or the closer) re-sends it
+                logger.exception("funding.goal_reached not published yet")
+                failures[crossing["paymentId"]] = PublishError(f"funding.goal_reached not sent: {exc}")
         done = {p["paymentId"] for p in chunk}
         remaining = [pid for pid in remaining if pid not in done]
     return failures
+
+
+def _send_outbox(groups: dict[str, _Group], failed: dict[str, Exception]) -> None:
+    """Publish what the batch owes (PublishBatch); fail unsent events' records; clear sent `owed`."""
+    outgoing = list(_outbox)
+    _outbox.clear()
+    if not outgoing:
+        return
+    try:
+        unsent = set(publish_all([o.event for o in outgoing]))
+    except Exception:  # nothing is known to have gone out: every record owed an event is retried
+        logger.exception("publishing the batch's events failed")
+        unsent = set(range(len(outgoing)))
+    for index in sorted(unsent):
+        item = outgoing[index]
+        logger.error(
+            "event not published; failing its record",
+            extra={"paymentId": item.payment_id, "eventType": item.event["type"]},
+        )
+        for message_id in groups[item.funding_id].message_ids.get(item.payment_id, []):
+            failed.setdefault(message_id, PublishError(f"{item.event['type']} of {item.payment_id} not sent"))
+    sent = [o.payment for i, o in enumerate(outgoing) if i not in unsent and o.payment is not None]
+    for payment_id in clear_owed(sent):
+        logger.warning(
+            "event sent but `owed` not cleared; the sweeper will re-send it", extra={"paymentId": payment_id}
+        )
 
 
 def _settle_batch(records: list[SQSRecord]) -> dict[str, Exception]:
@@ -315,18 +406,20 @@ def _settle_batch(records: list[SQSRecord]) -> dict[str, Exception]:
             continue
         group = groups.setdefault(event["fundingId"], _Group(event["fundingId"]))
         group.message_ids.setdefault(event["paymentId"], []).append(record.message_id)
+    _outbox.clear()
     for group in groups.values():
         with correlated(logger, {"fundingId": group.funding_id}):
             try:
                 per_payment = _settle_campaign(group)
-            except Exception as exc:
+            except Exception as error:
                 logger.exception("campaign batch failed; its records will be redelivered")
-                per_payment = {pid: exc for pid in group.message_ids}
-        for payment_id, exc in per_payment.items():
-            if not isinstance(exc, ContentionError):
-                logger.warning("record failed", extra={"paymentId": payment_id, "reason": str(exc)})
+                per_payment = {pid: error for pid in group.message_ids}
+        for payment_id, why in per_payment.items():
+            if not isinstance(why, ContentionError):
+                logger.warning("record failed", extra={"paymentId": payment_id, "reason": str(why)})
             for message_id in group.message_ids[payment_id]:
-                failed[message_id] = exc
+                failed[message_id] = why
+    _send_outbox(groups, failed)
     return failed
 
 

@@ -47,6 +47,19 @@ ENVIRONMENT: tuple[str, ...] = (
     ENV_SES_SENDER,
 )
 OPTIONAL_ENVIRONMENT: tuple[str, ...] = (ENV_COGNITO_USER_POOL_ID,)
+ACCESS: dict[str, tuple[str, ...]] = {
+    FUNDINGS_TABLE.env_var: ("dynamodb:GetItem",),
+    PAYMENTS_TABLE.env_var: ("dynamodb:GetItem",),
+    # Powertools idempotency: one email per eventId.
+    IDEMPOTENCY_TABLE.env_var: (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ),
+    ENV_SES_SENDER: ("ses:SendEmail",),
+    ENV_COGNITO_USER_POOL_ID: ("cognito-idp:ListUsers",),
+}
 require_environment(ENVIRONMENT, function=FUNCTION)
 
 logger = function_logger(FUNCTION)

@@ -3,41 +3,58 @@
 Trigger: SQS payment-processing (payment.requested from the payments topic; also the re-sends
 of payment_retry and the reconciler). Out: payment.approved / payment.declined.
 
-Per payment, driven by its stored state so any redelivery is safe:
+The batch's payments are read with one BatchGetItem (strongly consistent), then per payment,
+driven by its stored state so any redelivery is safe:
 - PENDING: authorize (idempotent at the gateway by paymentId, so a retry after a crash gets the
   same answer and never a second authorization), then PENDING→APPROVED or PENDING→DECLINED
-  (conditional), then publish. A transient gateway error fails the record: SQS retries it and,
-  after maxReceiveCount, the DLQ hands it to payment_retry.
+  (conditional; DECLINED sets `owed` in the same write), then publish. A transient gateway
+  error fails the record: SQS retries it and, after maxReceiveCount, the DLQ hands it to
+  payment_retry.
 - APPROVED / DECLINED: a previous attempt stopped between the write and the publish: publish
   again (same deterministic eventId, so consumers see one event).
-- FAILED after we got an approval (payment_retry gave up concurrently): void the authorization.
+- FAILED / CANCELLED after we got an approval (payment_retry gave up concurrently): void the
+  authorization. The gateway serializes authorize and void per payment, so whichever of the two
+  arrives first, no authorization stays held (an authorize after the void is refused).
 - anything else: already settled, nothing to do.
+
+Events go out together at the end of the batch (PublishBatch, ten per call); a payment.declined
+that went out clears the payment's `owed` (one call for the batch). An unsent event fails its
+record; if that keeps failing, `owed` (DECLINED) or the sweeper's APPROVED pass re-sends it.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from lambdas.shared import aws
 from lambdas.shared.batch import consume, receive_count
 from lambdas.shared.config import require_environment
 from lambdas.shared.contract import (
     ENV_PAYMENTS_TOPIC_ARN,
     ENV_PG_GATEWAY_FUNCTION,
+    OWED_ATTRIBUTE,
     PAYMENTS_TABLE,
     EventType,
     Metric,
     PaymentState,
 )
-from lambdas.shared.events import payment_event, publish_all
+from lambdas.shared.events import publish_all, state_event
 from lambdas.shared.gateway import gateway_client
-from lambdas.shared.payments import get_payment, transition
+from lambdas.shared.payments import clear_owed, payments_table, record_void, transition_or_current
 from lambdas.shared.telemetry import count, function_logger, function_metrics
 
 FUNCTION = "payment_processor"
 ENVIRONMENT: tuple[str, ...] = (PAYMENTS_TABLE.env_var, ENV_PAYMENTS_TOPIC_ARN, ENV_PG_GATEWAY_FUNCTION)
 OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
+ACCESS: dict[str, tuple[str, ...]] = {
+    # BatchGetItem: the batch's payments; UpdateItem: transitions, voidedAt, clearing `owed`.
+    PAYMENTS_TABLE.env_var: ("dynamodb:BatchGetItem", "dynamodb:UpdateItem"),
+    ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
+    ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction",),
+}
 require_environment(ENVIRONMENT, function=FUNCTION)
 
 logger = function_logger(FUNCTION)
@@ -48,38 +65,44 @@ class PaymentNotFoundError(LookupError):
     """The event names a payment the table does not hold (yet): retry, then the DLQ path decides."""
 
 
-_outbox: list[tuple[str, dict[str, Any]]] = []
-"""(SQS message id, event) owed by this invocation: published together at the end of the batch."""
+_payments: dict[str, dict[str, Any]] = {}
+"""This batch's payments as last seen (read once per batch, updated after each write)."""
+_outbox: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {}
+"""eventId -> (event, payment, SQS message ids owed it): published together at the end of the batch."""
 _current_message: list[str] = [""]
 
 
-def _publish_outcome(payment: dict[str, Any]) -> None:
-    """Queue the event that corresponds to the payment's stored decision (sent at batch end)."""
-    if payment["state"] == PaymentState.APPROVED:
-        event = payment_event(EventType.PAYMENT_APPROVED, payment, occurred_at=payment["approvedAt"])
-    elif payment["state"] == PaymentState.DECLINED:
-        event = payment_event(
-            EventType.PAYMENT_DECLINED,
-            payment,
-            occurred_at=payment["declinedAt"],
-            reason=payment.get("declineReason"),
-        )
-    else:
+def _queue_outcome(payment: dict[str, Any]) -> None:
+    """Queue the event of the payment's stored decision (sent at batch end, once per event)."""
+    if payment["state"] not in (PaymentState.APPROVED, PaymentState.DECLINED):
         return
-    _outbox.append((_current_message[0], event))
+    event = state_event(payment)
+    _, _, messages = _outbox.setdefault(event["eventId"], (event, payment, []))
+    messages.append(_current_message[0])
+
+
+def _void_late_authorization(payment: dict[str, Any], current: dict[str, Any]) -> None:
+    """Our approval arrived after the payment was given up on: release it (idempotent)."""
+    result = gateway_client().void(payment["paymentId"], payment["amount"], fundingId=payment["fundingId"])
+    _payments[payment["paymentId"]] = (
+        record_void(payment["paymentId"], result.processed_at, result.reference) or current
+    )
+    logger.warning(
+        "voided an authorization that arrived after the payment was given up",
+        extra={"state": current["state"]},
+    )
 
 
 def _authorize(payment: dict[str, Any]) -> None:
     payment_id = payment["paymentId"]
-    gateway = gateway_client()
-    result = gateway.authorize(
+    result = gateway_client().authorize(
         payment_id,
         payment["amount"],
         fundingId=payment["fundingId"],
         paymentMethod=payment.get("paymentMethod"),
     )
     if result.approved:
-        updated = transition(
+        updated, current = transition_or_current(
             payment_id,
             PaymentState.PENDING,
             PaymentState.APPROVED,
@@ -87,7 +110,7 @@ def _authorize(payment: dict[str, Any]) -> None:
         )
         metric = Metric.PAYMENTS_APPROVED
     else:
-        updated = transition(
+        updated, current = transition_or_current(
             payment_id,
             PaymentState.PENDING,
             PaymentState.DECLINED,
@@ -97,24 +120,25 @@ def _authorize(payment: dict[str, Any]) -> None:
     if updated is None:
         # Someone moved it first: a duplicate delivery (same gateway answer), or payment_retry
         # gave up and marked it FAILED, in which case our approval must not stay held.
-        current = get_payment(payment_id) or payment
+        current = current or payment
+        _payments[payment_id] = current
         logger.info("payment moved concurrently", extra={"state": current["state"]})
-        if current["state"] == PaymentState.FAILED and result.approved:
-            gateway.void(payment_id, payment["amount"])
-            logger.warning("voided an authorization that arrived after the payment was FAILED")
+        if current["state"] in (PaymentState.FAILED, PaymentState.CANCELLED) and result.approved:
+            _void_late_authorization(payment, current)
             return
-        _publish_outcome(current)
+        _queue_outcome(current)
         return
+    _payments[payment_id] = updated
     count(metrics, metric)
     logger.info(
         "payment authorized" if result.approved else "payment declined", extra={"outcome": result.outcome}
     )
-    _publish_outcome(updated)
+    _queue_outcome(updated)
 
 
 def _process(event: dict[str, Any], record: SQSRecord) -> None:
     _current_message[0] = record.message_id
-    payment = get_payment(event["paymentId"])
+    payment = _payments.get(event["paymentId"])
     if payment is None:
         raise PaymentNotFoundError(f"payment {event['paymentId']} not found")
     state = payment["state"]
@@ -124,9 +148,48 @@ def _process(event: dict[str, Any], record: SQSRecord) -> None:
         _authorize(payment)
     elif state in (PaymentState.APPROVED, PaymentState.DECLINED):
         logger.info("decision already stored; re-publishing it", extra={"state": state})
-        _publish_outcome(payment)
+        _queue_outcome(payment)
     else:
         logger.info("payment already settled; nothing to do", extra={"state": state})
+
+
+def _payment_ids(records: list[dict[str, Any]]) -> list[str]:
+    """The payment ids the batch's bodies name (poison bodies are left to `consume` to fail)."""
+    ids: list[str] = []
+    for raw in records:
+        try:
+            payment_id = json.loads(raw.get("body") or "").get("paymentId")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(payment_id, str) and payment_id and payment_id not in ids:
+            ids.append(payment_id)
+    return ids
+
+
+def _publish_outbox(response: dict[str, Any]) -> None:
+    """Send the batch's events; fail the records of unsent ones; clear `owed` of sent declines."""
+    owed = list(_outbox.values())
+    if not owed:
+        return
+    already = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    try:
+        unsent = set(publish_all([event for event, _, _ in owed]))
+    except Exception:  # nothing is known to have gone out: every record owed an event is retried
+        logger.exception("publishing the batch's events failed")
+        unsent = set(range(len(owed)))
+    for index in sorted(unsent):
+        for message_id in owed[index][2]:
+            logger.error("event not published; failing its record", extra={"messageId": message_id})
+            if message_id not in already:
+                response["batchItemFailures"].append({"itemIdentifier": message_id})
+                already.add(message_id)
+    sent = [
+        payment for i, (_, payment, _) in enumerate(owed) if i not in unsent and payment.get(OWED_ATTRIBUTE)
+    ]
+    for payment_id in clear_owed(sent):
+        logger.warning(
+            "payment.declined sent but `owed` not cleared; the sweeper will", extra={"paymentId": payment_id}
+        )
 
 
 @metrics.log_metrics
@@ -138,17 +201,16 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     decision and publishes the same event again.
     """
     _outbox.clear()
-    response = consume(
-        event, context, _process, accepted={EventType.PAYMENT_REQUESTED}, logger=logger, metrics=metrics
-    )
-    owed = list(_outbox)
-    _outbox.clear()
-    if owed:
-        already = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
-        for index in publish_all([event for _, event in owed]):
-            message_id = owed[index][0]
-            logger.error("event not published; failing its record", extra={"messageId": message_id})
-            if message_id not in already:
-                response["batchItemFailures"].append({"itemIdentifier": message_id})
-                already.add(message_id)
+    _payments.clear()
+    ids = _payment_ids(event.get("Records", []))
+    if ids:
+        _payments.update(aws.batch_get(payments_table(), PAYMENTS_TABLE.partition_key, ids))
+    try:
+        response = consume(
+            event, context, _process, accepted={EventType.PAYMENT_REQUESTED}, logger=logger, metrics=metrics
+        )
+        _publish_outbox(response)
+    finally:
+        _outbox.clear()
+        _payments.clear()
     return response

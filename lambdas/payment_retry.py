@@ -5,12 +5,19 @@ processing queue). Out: the same event re-sent to PAYMENT_PROCESSING_QUEUE_URL w
 `attempt` + 1 and DelaySeconds = min(base · 2^(attempt-1), RETRY_MAX_DELAY_SECONDS, 900); after
 RETRY_MAX_ATTEMPTS, the payment is marked FAILED and payment.failed is published.
 
-Nothing is dropped: every record either re-enters the processing queue, settles the payment as
-FAILED, or fails (stays in the DLQ and is retried). The re-send is idempotent per
-(eventId, attempt), so a crash after sending does not fork the payment into two copies.
-Giving up also voids at the gateway: an authorization whose answer was lost (a timeout) must
-not keep holding the backer's money. If that void fails, the record stays in the DLQ until it
-succeeds (the payment is already FAILED and announced).
+Nothing is dropped: every record either re-enters the processing queue, settles the payment,
+or fails (stays in the DLQ and is retried). The re-send is idempotent per (eventId, attempt),
+so a crash after sending does not fork the payment into two copies.
+
+Giving up is PENDING→FAILED (with `owed` = FAILED in the same write), then a void at the
+gateway (an authorization whose answer was lost must not keep holding the backer's money; a
+void that arrives before the authorization makes the gateway refuse it), then payment.failed
+(its occurredAt is the stored failedAt, so a repeat is the same event), then `owed` is cleared.
+If the void keeps failing, the record stays in the DLQ and the sweeper also finishes it.
+
+A DLQ'd request whose payment is already DECLINED (its payment.declined may never have gone
+out) or terminal with work still `owed` gets that work done here: its state's event re-sent,
+and for FAILED/CANCELLED the void first.
 """
 
 from __future__ import annotations
@@ -31,8 +38,8 @@ from lambdas.shared.contract import (
     ENV_RETRY_MAX_ATTEMPTS,
     ENV_RETRY_MAX_DELAY_SECONDS,
     IDEMPOTENCY_TABLE,
+    OWED_ATTRIBUTE,
     PAYMENTS_TABLE,
-    TERMINAL_PAYMENT_STATES,
     EventType,
     Metric,
     PaymentState,
@@ -40,10 +47,10 @@ from lambdas.shared.contract import (
     message_attributes,
     utc_now_iso,
 )
-from lambdas.shared.events import derived_event_id, payment_event, publish
-from lambdas.shared.gateway import gateway_client
+from lambdas.shared.events import derived_event_id, publish
 from lambdas.shared.idempotency import run_once
-from lambdas.shared.payments import get_payment, payments_table, transition
+from lambdas.shared.owed import needs_void, settle
+from lambdas.shared.payments import get_payment, transition_or_current
 from lambdas.shared.telemetry import count, function_logger, function_metrics
 
 FUNCTION = "payment_retry"
@@ -56,6 +63,20 @@ ENVIRONMENT: tuple[str, ...] = (
     ENV_RETRY_MAX_ATTEMPTS,
 )
 OPTIONAL_ENVIRONMENT: tuple[str, ...] = (ENV_RETRY_BASE_DELAY_SECONDS, ENV_RETRY_MAX_DELAY_SECONDS)
+ACCESS: dict[str, tuple[str, ...]] = {
+    # GetItem: the payment; UpdateItem: PENDING→FAILED, voidedAt, clearing `owed`.
+    PAYMENTS_TABLE.env_var: ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    # Powertools idempotency of the re-sends.
+    IDEMPOTENCY_TABLE.env_var: (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ),
+    ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
+    ENV_PAYMENT_PROCESSING_QUEUE_URL: ("sqs:SendMessage",),
+    ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction",),
+}
 require_environment(ENVIRONMENT, function=FUNCTION)
 
 SQS_MAX_DELAY_SECONDS = 900
@@ -99,74 +120,77 @@ def _retry(event: dict[str, Any], attempt: int, context: Any) -> None:
     logger.info("payment re-sent for another attempt", extra={"attempt": attempt + 1, "delaySeconds": delay})
 
 
-def _give_up(event: dict[str, Any], payment: dict[str, Any] | None) -> None:
+def _settle(payment: dict[str, Any]) -> None:
+    """Do the payment's owed work (void, event, clear `owed`); raise so the record is retried if not done."""
+    outcome = settle([payment], logger)
+    if not outcome.complete:
+        raise RuntimeError(
+            f"payment {payment['paymentId']} ({payment['state']}) not settled yet: "
+            f"{outcome.unfinished[payment['paymentId']]}"
+        )
+
+
+def _give_up_unknown(event: dict[str, Any]) -> None:
+    """The table does not hold the payment: announce the failure so the ledger and the backer hear.
+
+    The event is deterministic (eventId from the payment id, occurredAt from the request), so a
+    redelivery of the same record publishes the same event and the ledger records it once.
+    """
     payment_id = event["paymentId"]
-    if payment is None:
-        # Nothing to mark; announce the failure so the ledger and the backer hear about it.
-        publish(
-            make_event(
-                EventType.PAYMENT_FAILED,
-                payment_id=payment_id,
-                funding_id=event["fundingId"],
-                user_id=event.get("userId"),
-                amount=event.get("amount"),
-                event_id=derived_event_id(EventType.PAYMENT_FAILED, payment_id),
-                reason="payment not found",
-            )
-        )
-        count(metrics, Metric.PAYMENTS_FAILED)
-        logger.error("gave up on a payment the table does not hold", extra={"paymentId": payment_id})
-        return
-    if payment["state"] == PaymentState.PENDING:
-        updated = transition(
-            payment_id,
-            PaymentState.PENDING,
-            PaymentState.FAILED,
-            {"failedAt": utc_now_iso(), "failureReason": FAILURE_REASON},
-        )
-        if updated is None:
-            raise RuntimeError(f"payment {payment_id} changed state while giving up; retrying")
-        payment = updated
-        count(metrics, Metric.PAYMENTS_FAILED)
-        logger.warning("payment FAILED after the last retry", extra={"attempts": event.get("attempt", 1)})
-    if payment["state"] != PaymentState.FAILED:
-        return
     publish(
-        payment_event(
+        make_event(
             EventType.PAYMENT_FAILED,
-            payment,
-            occurred_at=payment["failedAt"],
-            reason=payment.get("failureReason"),
+            payment_id=payment_id,
+            funding_id=event["fundingId"],
+            user_id=event.get("userId"),
+            amount=event.get("amount"),
+            occurred_at=event["occurredAt"],
+            event_id=derived_event_id(EventType.PAYMENT_FAILED, payment_id),
+            reason="payment not found",
         )
     )
-    if not payment.get("voidedAt"):
-        result = gateway_client().void(payment_id, payment["amount"])
-        aws.update_item(
-            payments_table(),
-            {"paymentId": payment_id},
-            "SET voidedAt = if_not_exists(voidedAt, :at), voidRef = :ref",
-            {":at": result.processed_at, ":ref": result.reference},
-        )
+    count(metrics, Metric.PAYMENTS_FAILED)
+    logger.error("gave up on a payment the table does not hold", extra={"paymentId": payment_id})
+
+
+def _give_up(event: dict[str, Any], payment: dict[str, Any]) -> None:
+    failed, current = transition_or_current(
+        payment["paymentId"],
+        PaymentState.PENDING,
+        PaymentState.FAILED,
+        {"failedAt": utc_now_iso(), "failureReason": FAILURE_REASON},
+    )
+    if failed is None:
+        state = current["state"] if current else "missing"
+        raise RuntimeError(f"payment {payment['paymentId']} became {state} while giving up; retrying")
+    count(metrics, Metric.PAYMENTS_FAILED)
+    logger.warning("payment FAILED after the last retry", extra={"attempts": event.get("attempt", 1)})
+    _settle(failed)
 
 
 def _process(event: dict[str, Any], record: SQSRecord, context: Any) -> None:
     attempt = int(event.get("attempt", 1))
     payment = get_payment(event["paymentId"])
     state = payment["state"] if payment else None
-    if state in TERMINAL_PAYMENT_STATES and state != PaymentState.FAILED:
-        logger.info("payment already settled; retry not needed", extra={"state": state})
-        return
-    if state == PaymentState.FAILED:
-        _give_up(event, payment)  # finish a give-up that stopped half-way
-        return
-    if attempt < env_int(ENV_RETRY_MAX_ATTEMPTS, minimum=1):
-        _retry(event, attempt, context)
+    last_attempt = attempt >= env_int(ENV_RETRY_MAX_ATTEMPTS, minimum=1)
+    if payment is None or state == PaymentState.PENDING:
+        if not last_attempt:
+            _retry(event, attempt, context)
+        elif payment is None:
+            _give_up_unknown(event)
+        else:
+            _give_up(event, payment)
     elif state == PaymentState.APPROVED:
         # Approved but its event never got out: never fail an approved payment; keep it moving.
-        logger.error("approved payment exhausted its retries; re-sending at the maximum delay")
+        if last_attempt:
+            logger.error("approved payment exhausted its retries; re-sending at the maximum delay")
         _retry(event, attempt, context)
+    elif state == PaymentState.DECLINED or payment.get(OWED_ATTRIBUTE) or needs_void(payment):
+        # The decision is stored but its follow-up may never have happened (a lost publish).
+        logger.info("payment settled but its follow-up may be owed; completing it", extra={"state": state})
+        _settle(payment)
     else:
-        _give_up(event, payment)
+        logger.info("payment already settled; retry not needed", extra={"state": state})
 
 
 @metrics.log_metrics

@@ -26,6 +26,17 @@ TRANSIENT (retryable) means the caller must retry; DECLINED is a final answer. E
 idempotent by (operation, paymentId): a repeat returns the first answer byte for byte (Powertools
 idempotency on the shared table), and a repeat with a different amount is a CONFLICT.
 
+Authorize, void and refund of one payment also act on ONE gateway record per payment (the
+gateway's log: key `contract.gateway_record_id(paymentId)` in the idempotency table, no TTL)
+with conditional writes, so they serialize whatever order they arrive in (DESIGN §3.6):
+- authorize records `authorizedAt` unless a void came first: then it is refused, answered
+  DECLINED with reason `voided`, and `authorizeRefused` is recorded;
+- void records `voidedAt` and `voids = 1` once: after an authorize it releases it, before any
+  authorize it makes a later authorize refused; a repeat never counts twice;
+- refund records `refundedAt` and `refunds = 1` once.
+If the Powertools record is lost (a crash between the two writes), the re-run finds the gateway
+record and answers from it, so an operation still takes effect at most once.
+
 Behaviour from the environment (all optional): PG_TRANSIENT_FAILURE_RATE (0..1, default 0),
 PG_DECLINE_RATE (0..1, default 0), PG_LATENCY_MS (default 0), PG_SEED (default 0). Declines are
 a pure function of (seed, paymentId), so the same payment always gets the same answer; transient
@@ -45,13 +56,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from lambdas.shared import aws
-from lambdas.shared.config import env_int, env_rate, require_environment
+from lambdas.shared.config import env_int, env_rate, env_str, require_environment
 from lambdas.shared.contract import (
     ENV_PG_DECLINE_RATE,
     ENV_PG_LATENCY_MS,
     ENV_PG_SEED,
     ENV_PG_TRANSIENT_FAILURE_RATE,
     IDEMPOTENCY_TABLE,
+    gateway_record_id,
     utc_now_iso,
 )
 from lambdas.shared.gateway import APPROVED, DECLINED, REFUNDED, VOIDED
@@ -66,10 +78,21 @@ OPTIONAL_ENVIRONMENT: tuple[str, ...] = (
     ENV_PG_LATENCY_MS,
     ENV_PG_SEED,
 )
+ACCESS: dict[str, tuple[str, ...]] = {
+    # Powertools idempotency (get, put, update, delete its records) + the per-payment gateway record.
+    IDEMPOTENCY_TABLE.env_var: (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ),
+}
 require_environment(ENVIRONMENT, function=FUNCTION)
 
 OPERATIONS = ("authorize", "void", "refund")
 DECLINE_REASONS = ("insufficient_funds", "card_declined", "do_not_honor")
+VOIDED_FIRST = "voided"
+"""Decline reason of an authorize that arrived after the payment's void."""
 
 logger = function_logger(FUNCTION)
 _rng: list[random.Random] = []
@@ -112,6 +135,114 @@ def _validate(event: Any) -> str | None:
     return None
 
 
+def _record_update(
+    payment_id: str, update: str, values: dict[str, Any], condition: str
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """A conditional write on the payment's gateway record: (new record, {}) or (None, record as is)."""
+    done, current = aws.update_or_current(
+        env_str(IDEMPOTENCY_TABLE.env_var),
+        {IDEMPOTENCY_TABLE.partition_key: gateway_record_id(payment_id)},
+        update,
+        {":pid": payment_id, ":amount": values.pop(":amount"), **values},
+        condition=condition,
+    )
+    return done, current or {}
+
+
+_IDENTITY = "paymentId = if_not_exists(paymentId, :pid), amount = if_not_exists(amount, :amount)"
+
+
+def _authorize(answer: dict[str, Any], decline_reason: str | None) -> dict[str, Any]:
+    """Hold the amount unless the payment was voided first (then refuse: DECLINED, `voided`)."""
+    payment_id, now = answer["paymentId"], answer["processedAt"]
+    if decline_reason is None:
+        update = f"SET {_IDENTITY}, authorizedAt = :now, authorizationRef = :ref"
+        values = {":amount": answer["amount"], ":now": now, ":ref": answer["reference"]}
+    else:
+        update = f"SET {_IDENTITY}, declinedAt = :now, declineReason = :reason"
+        values = {":amount": answer["amount"], ":now": now, ":reason": decline_reason}
+    done, current = _record_update(
+        payment_id,
+        update,
+        values,
+        " AND ".join(f"attribute_not_exists({name})" for name in ("voidedAt", "authorizedAt", "declinedAt")),
+    )
+    if done is not None:
+        if decline_reason is None:
+            return dict(answer, outcome=APPROVED)
+        return dict(answer, outcome=DECLINED, reason=decline_reason)
+    if current.get("authorizedAt"):  # this authorize took effect before (its answer was lost)
+        return dict(
+            answer,
+            outcome=APPROVED,
+            processedAt=current["authorizedAt"],
+            reference=current["authorizationRef"],
+        )
+    if current.get("declinedAt"):
+        return dict(
+            answer, outcome=DECLINED, processedAt=current["declinedAt"], reason=current["declineReason"]
+        )
+    # Voided before any authorization: never hold money for a payment already given up on.
+    _record_update(
+        payment_id,
+        f"SET {_IDENTITY}, authorizeRefused = if_not_exists(authorizeRefused, :now)",
+        {":amount": answer["amount"], ":now": now},
+        "attribute_exists(voidedAt)",
+    )
+    logger.warning("authorize refused: the payment was voided first")
+    return dict(answer, outcome=DECLINED, reason=VOIDED_FIRST)
+
+
+def _void(answer: dict[str, Any]) -> dict[str, Any]:
+    """Release the authorization (or pre-empt it): takes effect once per payment."""
+    done, current = _record_update(
+        answer["paymentId"],
+        f"SET {_IDENTITY}, voidedAt = :now, voidRef = :ref, voids = if_not_exists(voids, :zero) + :one",
+        {
+            ":amount": answer["amount"],
+            ":now": answer["processedAt"],
+            ":ref": answer["reference"],
+            ":zero": 0,
+            ":one": 1,
+        },
+        "attribute_not_exists(voidedAt)",
+    )
+    if done is not None:
+        return dict(answer, outcome=VOIDED, authorized=bool(done.get("authorizedAt")))
+    return dict(
+        answer,
+        outcome=VOIDED,
+        processedAt=current["voidedAt"],
+        reference=current.get("voidRef", answer["reference"]),
+        authorized=bool(current.get("authorizedAt")),
+    )
+
+
+def _refund(answer: dict[str, Any]) -> dict[str, Any]:
+    """Return captured money: takes effect once per payment."""
+    done, current = _record_update(
+        answer["paymentId"],
+        f"SET {_IDENTITY}, refundedAt = :now, refundRef = :ref,"
+        " refunds = if_not_exists(refunds, :zero) + :one",
+        {
+            ":amount": answer["amount"],
+            ":now": answer["processedAt"],
+            ":ref": answer["reference"],
+            ":zero": 0,
+            ":one": 1,
+        },
+        "attribute_not_exists(refundedAt)",
+    )
+    if done is not None:
+        return dict(answer, outcome=REFUNDED)
+    return dict(
+        answer,
+        outcome=REFUNDED,
+        processedAt=current["refundedAt"],
+        reference=current.get("refundRef", answer["reference"]),
+    )
+
+
 def _execute(data: dict[str, Any]) -> dict[str, Any]:
     """The gateway's decision for one (operation, paymentId); stored and replayed on repeats."""
     operation, payment_id, amount = data["operation"], data["paymentId"], data["amount"]
@@ -125,16 +256,13 @@ def _execute(data: dict[str, Any]) -> dict[str, Any]:
         "reference": f"{operation[:3]}_{_digest(seed, operation, payment_id)[:16]}",
     }
     if operation == "authorize":
+        reason = None
         if _unit(seed, "decline", payment_id) < env_rate(ENV_PG_DECLINE_RATE):
-            answer["outcome"] = DECLINED
-            answer["reason"] = DECLINE_REASONS[int(_unit(seed, "reason", payment_id) * len(DECLINE_REASONS))]
-        else:
-            answer["outcome"] = APPROVED
-    elif operation == "void":
-        answer["outcome"] = VOIDED
-    else:
-        answer["outcome"] = REFUNDED
-    return answer
+            reason = DECLINE_REASONS[int(_unit(seed, "reason", payment_id) * len(DECLINE_REASONS))]
+        return _authorize(answer, reason)
+    if operation == "void":
+        return _void(answer)
+    return _refund(answer)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

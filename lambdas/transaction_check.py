@@ -7,11 +7,13 @@ funding-target topic). Out: payment.cancelled.
 - funding.goal_reached: cancel every payment of the campaign still APPROVED (approved while the
   goal was being crossed; funding_update will never capture them since the campaign is closed).
 
-Cancelling claims first, then calls the gateway: APPROVED→CANCELLED (conditional) makes the
-payment uncapturable at once (funding_update captures only APPROVED), then the void at the
-gateway (idempotent by paymentId), then `voidedAt`, then payment.cancelled. A crash or a
-transient gateway error anywhere leaves a CANCELLED payment without `voidedAt`, which the
-redelivery finishes. A CAPTURED payment is never cancelled here (refunds are the closer's job).
+Cancelling claims first, then calls the gateway: APPROVED→CANCELLED (conditional; `owed` =
+CANCELLED in the same write) makes the payment uncapturable at once (funding_update captures
+only APPROVED), then the void at the gateway (serialized per payment there), then `voidedAt`,
+then payment.cancelled, then `owed` is cleared. A crash or a transient failure anywhere leaves
+the payment CANCELLED and owed, which the redelivery finishes, and, should the record exhaust
+its retries into the DLQ, the sweeper (reconciler) does. A CAPTURED payment is never cancelled
+here (refunds are the closer's job).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from lambdas.shared.config import require_environment
 from lambdas.shared.contract import (
     ENV_PAYMENTS_TOPIC_ARN,
     ENV_PG_GATEWAY_FUNCTION,
+    OWED_ATTRIBUTE,
     PAYMENTS_BY_FUNDING_INDEX,
     PAYMENTS_TABLE,
     EventType,
@@ -33,14 +36,23 @@ from lambdas.shared.contract import (
     PaymentState,
     utc_now_iso,
 )
-from lambdas.shared.events import payment_event, publish
-from lambdas.shared.gateway import gateway_client
-from lambdas.shared.payments import STATE, get_payment, payments_table, transition
+from lambdas.shared.owed import settle
+from lambdas.shared.payments import STATE, get_payment, payments_table, transition_or_current
 from lambdas.shared.telemetry import count, function_logger, function_metrics
 
 FUNCTION = "transaction_check"
 ENVIRONMENT: tuple[str, ...] = (PAYMENTS_TABLE.env_var, ENV_PAYMENTS_TOPIC_ARN, ENV_PG_GATEWAY_FUNCTION)
 OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
+ACCESS: dict[str, tuple[str, ...]] = {
+    # GetItem: the payment; UpdateItem: the claim, voidedAt, clearing `owed`; Query: a campaign's payments.
+    PAYMENTS_TABLE.env_var: (
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        f"dynamodb:Query@{PAYMENTS_BY_FUNDING_INDEX}",
+    ),
+    ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
+    ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction",),
+}
 require_environment(ENVIRONMENT, function=FUNCTION)
 
 logger = function_logger(FUNCTION)
@@ -53,46 +65,37 @@ def cancel_payment(payment_id: str, reason: str) -> str:
     if payment is None:
         raise LookupError(f"payment {payment_id} not found")
     if payment["state"] == PaymentState.APPROVED:
-        claimed = transition(
+        claimed, current = transition_or_current(
             payment_id,
             PaymentState.APPROVED,
             PaymentState.CANCELLED,
             {"cancelledAt": utc_now_iso(), "cancelReason": reason},
         )
-        if claimed is None:
-            return cancel_payment(payment_id, reason)  # moved meanwhile (captured or cancelled): re-decide
-        payment = claimed
-        count(metrics, Metric.PAYMENTS_CANCELLED)
-        logger.info("payment cancelled", extra={"paymentId": payment_id, "reason": reason})
+        if claimed is None:  # moved meanwhile (captured, or cancelled by a duplicate): decide on what won
+            if current is None:
+                raise LookupError(f"payment {payment_id} disappeared")
+            payment = current
+        else:
+            payment = claimed
+            count(metrics, Metric.PAYMENTS_CANCELLED)
+            logger.info("payment cancelled", extra={"paymentId": payment_id, "reason": reason})
     if payment["state"] != PaymentState.CANCELLED:
         logger.info(
             "payment not cancellable here", extra={"paymentId": payment_id, "state": payment["state"]}
         )
         return str(payment["state"])
-    if not payment.get("voidedAt"):
-        result = gateway_client().void(payment_id, payment["amount"], fundingId=payment["fundingId"])
-        payment = (
-            aws.update_item(
-                payments_table(),
-                {"paymentId": payment_id},
-                "SET voidedAt = if_not_exists(voidedAt, :at), voidRef = :ref, updatedAt = :now",
-                {":at": result.processed_at, ":ref": result.reference, ":now": utc_now_iso()},
-            )
-            or payment
+    if not payment.get(OWED_ATTRIBUTE) and payment.get("voidedAt"):
+        return str(PaymentState.CANCELLED)  # voided and announced before
+    outcome = settle([payment], logger)
+    if not outcome.complete:
+        raise RuntimeError(
+            f"payment {payment_id} cancelled but not settled yet: {outcome.unfinished[payment_id]}"
         )
-    publish(
-        payment_event(
-            EventType.PAYMENT_CANCELLED,
-            payment,
-            occurred_at=payment["cancelledAt"],
-            reason=payment.get("cancelReason"),
-        )
-    )
     return str(PaymentState.CANCELLED)
 
 
 def _approved_payments_of(funding_id: str) -> list[str]:
-    """Payment ids of the campaign still APPROVED (or CANCELLED but not yet voided)."""
+    """Payment ids of the campaign still APPROVED (or CANCELLED with its void or event still owed)."""
     items = aws.query(
         payments_table(),
         index=PAYMENTS_BY_FUNDING_INDEX,
@@ -103,7 +106,10 @@ def _approved_payments_of(funding_id: str) -> list[str]:
             ":cancelled": str(PaymentState.CANCELLED),
         },
         names=STATE,
-        filter_expression="#state = :approved OR (#state = :cancelled AND attribute_not_exists(voidedAt))",
+        filter_expression=(
+            "#state = :approved OR (#state = :cancelled AND"
+            f" (attribute_not_exists(voidedAt) OR attribute_exists({OWED_ATTRIBUTE})))"
+        ),
     )
     return [item["paymentId"] for item in items]
 
@@ -115,7 +121,7 @@ def _process(event: dict[str, Any], record: SQSRecord) -> None:
     errors: list[str] = []
     for payment_id in _approved_payments_of(event["fundingId"]):
         try:
-            cancel_payment(payment_id, "campaign reached its goal")
+            cancel_payment(payment_id, "the campaign had already reached its goal")
         except Exception as exc:
             logger.warning(
                 "could not cancel payment yet", extra={"paymentId": payment_id, "reason": str(exc)}

@@ -132,6 +132,48 @@ def update_item(
     return from_attributes(response.get("Attributes", {}))
 
 
+def update_or_current(
+    table: str,
+    key: dict[str, Any],
+    update: str,
+    values: dict[str, Any],
+    *,
+    condition: str,
+    names: dict[str, str] | None = None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A conditional update: (new item, None) when `condition` held, else (None, current item).
+
+    The current item comes back with the refusal (ReturnValuesOnConditionCheckFailure=ALL_OLD),
+    so the loser of a race learns what won without a second read. It is None when absent.
+    """
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "Key": to_attributes(key),
+        "UpdateExpression": update,
+        "ExpressionAttributeValues": to_attributes(values),
+        "ConditionExpression": condition,
+        "ReturnValues": "ALL_NEW",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if names:
+        kwargs["ExpressionAttributeNames"] = names
+    try:
+        response = client("dynamodb").update_item(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            current = exc.response.get("Item")
+            return None, from_attributes(current) if isinstance(current, dict) and current else None
+        raise
+    return from_attributes(response.get("Attributes", {})), None
+
+
+def cancellation_codes(exc: BaseException) -> list[str]:
+    """Per-item codes of a cancelled transaction ('None' for an item that was fine), in item order."""
+    if not isinstance(exc, ClientError):
+        return []
+    return [str(reason.get("Code") or "None") for reason in exc.response.get("CancellationReasons") or []]
+
+
 def put_new(table: str, item: dict[str, Any], key_attribute: str) -> bool:
     """Put `item` unless an item with its key exists. Returns False for a duplicate."""
     try:

@@ -15,8 +15,11 @@ from typing import Any
 from lambdas.shared import aws
 from lambdas.shared.config import env_str
 from lambdas.shared.contract import (
+    STATE_REASON,
+    STATE_TIMESTAMP,
     TOPIC_OF_EVENT,
     EventType,
+    PaymentState,
     make_event,
     message_attributes,
     topic_env_var,
@@ -46,6 +49,53 @@ def payment_event(
         occurred_at=occurred_at,
         event_id=derived_event_id(event_type, payment["paymentId"]),
         **carried,
+    )
+
+
+EVENT_OF_STATE: dict[PaymentState, EventType] = {
+    PaymentState.APPROVED: EventType.PAYMENT_APPROVED,
+    PaymentState.CAPTURED: EventType.PAYMENT_CAPTURED,
+    PaymentState.DECLINED: EventType.PAYMENT_DECLINED,
+    PaymentState.FAILED: EventType.PAYMENT_FAILED,
+    PaymentState.CANCELLED: EventType.PAYMENT_CANCELLED,
+    PaymentState.REFUNDED: EventType.PAYMENT_REFUNDED,
+}
+"""The event that announces a payment's entry into each state."""
+
+
+def state_event(payment: dict[str, Any]) -> dict[str, Any]:
+    """The event of the payment's current state, built only from the stored item.
+
+    Every publisher of a state's event (the function that made the transition, payment_retry,
+    the sweeper) builds it here, so a re-publication is byte-identical to the first one: same
+    eventId, same occurredAt (the stored transition time), same reason (stored with the state).
+    The ledger relies on that to record each event once and to flag a key reused by another event.
+    """
+    state = PaymentState(payment["state"])
+    event_type = EVENT_OF_STATE.get(state)
+    if event_type is None:
+        raise ValueError(f"payment {payment['paymentId']} is {state}: that state has no event")
+    timestamp = STATE_TIMESTAMP[state]
+    occurred_at = payment.get(timestamp)
+    if not occurred_at:
+        raise ValueError(f"payment {payment['paymentId']} is {state} but has no {timestamp}")
+    reason_field = STATE_REASON.get(state)
+    extra = {"reason": payment.get(reason_field)} if reason_field else {}
+    return payment_event(event_type, payment, occurred_at=str(occurred_at), **extra)
+
+
+def goal_reached_event(campaign: dict[str, Any]) -> dict[str, Any]:
+    """funding.goal_reached of a campaign whose capture crossed its goal (deterministic, re-publishable)."""
+    funding_id = campaign["fundingId"]
+    return make_event(
+        EventType.FUNDING_GOAL_REACHED,
+        payment_id=campaign["goalPaymentId"],
+        funding_id=funding_id,
+        user_id=campaign.get("ownerId"),
+        amount=int(campaign.get("fundingAmount") or 0) or None,
+        occurred_at=campaign["goalReachedAt"],
+        event_id=derived_event_id(EventType.FUNDING_GOAL_REACHED, funding_id),
+        goalAmount=campaign.get("goalAmount"),
     )
 
 

@@ -73,14 +73,14 @@ TEMPLATES: dict[EventType, EmailTemplate] = {
         BACKER,
         'Your payment to "$title" was cancelled',
         [
-            'Your payment of $amount to "$title" was cancelled because the campaign had already closed.',
+            'Your payment of $amount to "$title" was cancelled: $reason.',
             "The authorization on your payment method has been released.",
         ],
     ),
     EventType.PAYMENT_REFUNDED: _t(
         BACKER,
         'Your payment to "$title" was refunded',
-        ['"$title" did not reach its goal by its deadline.', "Your payment of $amount has been refunded."],
+        ['Your payment of $amount to "$title" has been refunded: $reason.'],
     ),
 }
 

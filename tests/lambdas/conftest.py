@@ -6,6 +6,10 @@ processing queue redrives to its DLQ, and `Platform.pump()` plays the Lambda eve
 mapping: receive a batch, call the handler, delete what succeeded, make failures visible again.
 Moto cannot run Lambda code, so gateway calls go through `FakeGateway`, which calls
 `pg_gateway.handler` in-process behind the same boto3-shaped invoke the real client uses.
+
+Every AWS call a function makes during a test is recorded (tests/lambdas/access.py) and checked
+at teardown against the function's declared ACCESS: a call outside it fails the test, as the
+emulator's enforced IAM (and AWS) would deny it.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ from lambdas import (  # noqa: E402
     transaction_check,
 )
 from lambdas.shared import aws, contract, gateway  # noqa: E402
+from tests.lambdas.access import AccessRecorder, describe  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -124,14 +129,17 @@ class FakeContext:
 class FakeGateway:
     """boto3-shaped `invoke` that runs pg_gateway.handler in-process, with injectable outages."""
 
-    def __init__(self) -> None:
+    def __init__(self, access: AccessRecorder | None = None) -> None:
         self.calls: list[dict[str, Any]] = []
         self.fail_next = 0
         self.always_fail = False
         self.raise_next = 0
+        self.access = access
 
     def invoke(self, *, FunctionName: str, Payload: bytes, **_: Any) -> dict[str, Any]:
         assert FunctionName == os.environ["PG_GATEWAY_FUNCTION_NAME"]
+        if self.access is not None:
+            self.access.record("lambda", "Invoke", {"FunctionName": FunctionName})
         request = json.loads(Payload)
         self.calls.append(request)
         if self.raise_next:
@@ -167,6 +175,7 @@ class Platform:
 
     gateway: FakeGateway
     queue_urls: dict[str, str]
+    access: AccessRecorder = field(default_factory=AccessRecorder)
     delays: list[int] = field(default_factory=list)
     _published: list[dict[str, Any]] = field(default_factory=list)
 
@@ -268,6 +277,24 @@ class Platform:
         item = aws.get_item("payments", {"paymentId": payment_id})
         assert item is not None
         return item
+
+    def gateway_record(self, payment_id: str) -> dict[str, Any]:
+        """The gateway's log entry for a payment ({} when the gateway never heard of it)."""
+        return aws.get_item("idempotency", {"id": contract.gateway_record_id(payment_id)}) or {}
+
+    def owed(self, state: str | None = None) -> list[dict[str, Any]]:
+        """Payments in the sparse byOwed index (optionally of one owed state)."""
+        states = [state] if state else [str(s) for s in contract.OWED_STATES]
+        found: list[dict[str, Any]] = []
+        for owed in states:
+            found += aws.query(
+                "payments",
+                index=contract.PAYMENTS_BY_OWED_INDEX,
+                key_condition="#o = :o",
+                values={":o": owed},
+                names={"#o": contract.OWED_ATTRIBUTE},
+            )
+        return found
 
     def campaign(self, funding_id: str) -> dict[str, Any]:
         item = aws.get_item("fundings", {"fundingId": funding_id})
@@ -447,18 +474,32 @@ def platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
     """A fresh mocked deployment per test."""
     for name, value in BASE_ENV.items():
         monkeypatch.setenv(name, value)
+    access = AccessRecorder()
+    real_client = aws.client
+
+    def recording_client(service: str) -> Any:
+        client = real_client(service)
+        if not getattr(client, "_records_access", False):
+            client.meta.events.register("before-parameter-build", access.on_botocore_call)
+            client._records_access = True
+        return client
+
+    monkeypatch.setattr(aws, "client", recording_client)
     with mock_aws():
         aws.reset()
         _create_tables()
         urls = _create_messaging()
         aws.client("ses").verify_email_identity(EmailAddress=os.environ["SES_SENDER"])
-        fake = FakeGateway()
+        fake = FakeGateway(access)
         gateway.set_invoke(fake.invoke)
         try:
-            yield Platform(gateway=fake, queue_urls=urls)
+            yield Platform(gateway=fake, queue_urls=urls, access=access)
         finally:
             gateway.set_invoke(None)
             aws.reset()
+    undeclared = access.undeclared()
+    if undeclared:
+        pytest.fail(describe(undeclared))
 
 
 @pytest.fixture

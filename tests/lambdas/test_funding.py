@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from lambdas import funding_update
-from lambdas.shared import aws
-from tests.lambdas.conftest import Platform
+from lambdas import campaign_closer, funding_update, reconciler
+from lambdas.shared import aws, campaigns
+from tests.lambdas.conftest import FakeContext, Platform, iso
 
 FUNDING_QUEUE = "funding-update"
 
@@ -86,18 +87,21 @@ def test_one_campaign_write_per_batch(platform: Platform, monkeypatch: pytest.Mo
     for _ in range(10):
         platform.create_payment(funding_id, 10_000)
     _approve_all(platform)
-    calls: list[int] = []
+    calls: list[list[str]] = []
     real = aws.client("dynamodb").transact_write_items
 
     def spy(**kwargs: Any) -> Any:
-        calls.append(len(kwargs["TransactItems"]))
+        calls.append([next(iter(item.values()))["TableName"] for item in kwargs["TransactItems"]])
         return real(**kwargs)
 
     monkeypatch.setattr(aws.client("dynamodb"), "transact_write_items", spy)
     platform.pump("funding_update")
 
-    assert calls == [11]
+    # One capture transaction (the campaign once + ten payments), then one that clears the ten
+    # payments' `owed` once their payment.captured went out: no per-payment call.
+    assert calls == [["fundings"] + ["payments"] * 10, ["payments"] * 10]
     assert platform.campaign(funding_id)["fundingAmount"] == 100_000
+    assert platform.owed() == []
 
 
 def test_large_batch_is_chunked_to_the_transaction_limit(
@@ -135,7 +139,7 @@ def test_large_batch_is_chunked_to_the_transaction_limit(
         lambda **kw: (sizes.append(len(kw["TransactItems"])), real(**kw))[1],
     )
     assert funding_update.handler({"Records": records}, None)["batchItemFailures"] == []
-    assert sizes == [100, 52]
+    assert sizes == [100, 52, 100, 50]  # captures: 1 + 99 and 1 + 51; then 150 `owed` cleared
     assert platform.campaign(funding_id)["fundingAmount"] == 150_000
     assert platform.captured_sum(funding_id) == 150_000
 
@@ -266,3 +270,208 @@ def test_poison_record_fails_alone(platform: Platform) -> None:
 
     assert result["batchItemFailures"] == [{"itemIdentifier": "poison"}]
     assert platform.campaign(funding_id)["fundingAmount"] == 10_000
+
+
+# --- capture only while now ≤ endDate (issue 13 item 5) ---------------------------------------
+
+
+def test_capture_after_the_deadline_is_refused_and_the_payment_cancelled(platform: Platform) -> None:
+    """The deadline passed but the closer has not run yet: the campaign is still OPEN."""
+    funding_id = platform.create_campaign(
+        goal=1_000_000, end_date=iso(datetime.now(UTC) - timedelta(minutes=1))
+    )
+    payment = platform.create_payment(funding_id, 10_000)
+
+    platform.run()
+
+    stored = platform.payment(payment["paymentId"])
+    assert stored["state"] == "CANCELLED" and stored["voidedAt"] and "owed" not in stored
+    campaign = platform.campaign(funding_id)
+    assert campaign["state"] == "OPEN" and campaign["fundingAmount"] == 0
+    assert platform.published("payment.captured") == []
+    (requested,) = platform.published("payment.cancel_requested")
+    assert requested["reason"] == "the campaign's deadline had passed"
+    assert platform.gateway_record(payment["paymentId"])["voids"] == 1
+    _assert_books_balance(platform, funding_id)
+
+
+def test_deadline_passing_between_the_read_and_the_commit_refuses_the_capture(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction itself holds the deadline: a stale 'still open' decision cannot capture."""
+    funding_id = platform.create_campaign(
+        goal=1_000_000, end_date=iso(datetime.now(UTC) - timedelta(seconds=1))
+    )
+    payment = platform.create_payment(funding_id, 10_000)
+    _approve_all(platform)
+    real = funding_update.deadline_passed
+    stale = [True]
+
+    def read_before_the_deadline(campaign: dict[str, Any], moment: datetime) -> bool:
+        if stale:
+            stale.pop()
+            return False  # as if read a moment before endDate
+        return real(campaign, moment)
+
+    reasons: list[list[str]] = []
+    transact = aws.client("dynamodb").transact_write_items
+
+    def spy(**kwargs: Any) -> Any:
+        try:
+            return transact(**kwargs)
+        except Exception as exc:
+            reasons.append(aws.cancellation_codes(exc))
+            raise
+
+    monkeypatch.setattr(funding_update, "deadline_passed", read_before_the_deadline)
+    monkeypatch.setattr(aws.client("dynamodb"), "transact_write_items", spy)
+    platform.run()
+
+    assert reasons and reasons[0][0] == "ConditionalCheckFailed"  # the campaign item refused it
+    assert platform.payment(payment["paymentId"])["state"] == "CANCELLED"
+    assert platform.campaign(funding_id)["fundingAmount"] == 0
+
+
+def test_a_date_only_end_date_counts_the_whole_day(platform: Platform) -> None:
+    today = datetime.now(UTC).date()
+    ends_today = platform.create_campaign(end_date=today.isoformat())
+    ended_yesterday = platform.create_campaign(end_date=(today - timedelta(days=1)).isoformat())
+    on_time = platform.create_payment(ends_today, 10_000)
+    late = platform.create_payment(ended_yesterday, 10_000)
+
+    platform.run()
+
+    assert platform.payment(on_time["paymentId"])["state"] == "CAPTURED"
+    assert platform.payment(late["paymentId"])["state"] == "CANCELLED"
+    assert platform.campaign(ended_yesterday)["fundingAmount"] == 0
+
+
+def test_the_deadline_condition_is_written_in_the_stored_format() -> None:
+    now = datetime(2025, 3, 31, 12, 0, 0, 123_000, tzinfo=UTC)
+    assert campaigns.open_until_condition({"endDate": "2025-04-01T00:00:00.000Z"}, now) == (
+        "endDate >= :openUntil",
+        {":openUntil": "2025-03-31T12:00:00.123Z"},
+    )
+    assert campaigns.open_until_condition({"endDate": "2025-03-31"}, now) == (
+        "endDate >= :openUntil",
+        {":openUntil": "2025-03-31"},
+    )
+    # Any other spelling is pinned to the value read; deadline_passed decided on it in Python.
+    assert campaigns.open_until_condition({"endDate": "2025-04-01T00:00:00+00:00"}, now) == (
+        "endDate = :openUntil",
+        {":openUntil": "2025-04-01T00:00:00+00:00"},
+    )
+    assert campaigns.open_until_condition({}, now) is None
+    assert campaigns.deadline_passed({"endDate": "2025-03-30"}, now)
+    assert not campaigns.deadline_passed({"endDate": "2025-03-31"}, now)
+    assert campaigns.deadline_passed({"endDate": "2025-03-31T11:59:59.999Z"}, now)
+
+
+# --- events owed after a committed capture are never lost (issue 13 items 3 and 11) ---------------
+
+
+def _sns_outage(monkeypatch: pytest.MonkeyPatch, lost_types: set[str]) -> None:
+    """SNS refuses every event of `lost_types` (PublishBatch entries and Publish calls)."""
+    sns = aws.client("sns")
+    real_batch, real_publish = sns.publish_batch, sns.publish
+
+    def publish_batch(**kwargs: Any) -> dict[str, Any]:
+        entries = kwargs["PublishBatchRequestEntries"]
+        lost = [e for e in entries if json.loads(e["Message"])["type"] in lost_types]
+        sent = [e for e in entries if e not in lost]
+        if sent:
+            real_batch(TopicArn=kwargs["TopicArn"], PublishBatchRequestEntries=sent)
+        return {"Successful": [], "Failed": [{"Id": e["Id"], "Code": "InternalError"} for e in lost]}
+
+    def publish(**kwargs: Any) -> dict[str, Any]:
+        if json.loads(kwargs["Message"])["type"] in lost_types:
+            raise RuntimeError("SNS outage")
+        return real_publish(**kwargs)
+
+    monkeypatch.setattr(sns, "publish_batch", publish_batch)
+    monkeypatch.setattr(sns, "publish", publish)
+
+
+def _records_exhausted_into_the_dlq(platform: Platform) -> None:
+    """Every delivery failed; after maxReceiveCount SQS moved them to a DLQ nobody reads."""
+    platform.sqs.purge_queue(QueueUrl=platform.queue_urls[FUNDING_QUEUE])
+
+
+def _age(platform: Platform, payment_id: str, **fields: str) -> None:
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    values = {f":v{i}": value for i, value in enumerate(fields.values())}
+    aws.update_item(
+        "payments",
+        {"paymentId": payment_id},
+        "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+        values,
+        names=names,
+    )
+
+
+def test_capture_events_lost_in_an_sns_outage_are_owed_and_the_sweeper_sends_them(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    funding_id = platform.create_campaign(goal=1_000_000)
+    payments = [platform.create_payment(funding_id, 10_000 + i) for i in range(3)]
+    _approve_all(platform)
+    undo = pytest.MonkeyPatch()
+    _sns_outage(undo, {"payment.captured"})
+    for _ in range(3):
+        result = platform.invoke_batch("funding_update", platform.receive(FUNDING_QUEUE))
+        assert len(result["batchItemFailures"]) == 3 or not result["batchItemFailures"]
+    _records_exhausted_into_the_dlq(platform)
+    undo.undo()
+
+    stored = [platform.payment(p["paymentId"]) for p in payments]
+    assert {p["state"] for p in stored} == {"CAPTURED"} and {p["owed"] for p in stored} == {"CAPTURED"}
+    assert platform.published("payment.captured") == []
+    hour_ago = iso(datetime.now(UTC) - timedelta(hours=1))
+    for p in stored:
+        _age(platform, p["paymentId"], owedSince=hour_ago)
+
+    summary = reconciler.handler({}, FakeContext())
+
+    assert summary["owedSettled"] == 3
+    captured = platform.published("payment.captured")
+    assert sorted(e["paymentId"] for e in captured) == sorted(p["paymentId"] for p in payments)
+    assert {e["occurredAt"] for e in captured} == {p["capturedAt"] for p in stored}
+    assert platform.owed() == []
+    platform.run()
+    _assert_books_balance(platform, funding_id)
+
+
+def test_a_goal_reached_event_never_published_is_sent_by_the_closer(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    funding_id = platform.create_campaign(goal=30_000)
+    first = platform.create_payment(funding_id, 20_000)
+    crossing = platform.create_payment(funding_id, 20_000)
+    _approve_all(platform)
+    undo = pytest.MonkeyPatch()
+    _sns_outage(undo, {"funding.goal_reached"})
+    platform.invoke_batch("funding_update", platform.receive(FUNDING_QUEUE))
+    _records_exhausted_into_the_dlq(platform)
+    undo.undo()
+    campaign = platform.campaign(funding_id)
+    assert campaign["state"] == "SUCCEEDED" and campaign["goalPaymentId"] == crossing["paymentId"]
+    assert "goalPublishedAt" not in campaign and platform.published("funding.goal_reached") == []
+
+    campaign_closer.handler({}, FakeContext())  # too fresh: funding_update may still be sending it
+    assert platform.published("funding.goal_reached") == []
+    aws.update_item(
+        "fundings",
+        {"fundingId": funding_id},
+        "SET goalReachedAt = :at",
+        {":at": iso(datetime.now(UTC) - timedelta(minutes=10))},
+    )
+    campaign_closer.handler({}, FakeContext())
+    campaign_closer.handler({}, FakeContext())
+
+    goal = platform.published("funding.goal_reached")
+    assert len(goal) == 1 and goal[0]["paymentId"] == crossing["paymentId"]
+    assert platform.campaign(funding_id)["goalPublishedAt"]
+    platform.run()
+    assert {platform.payment(p["paymentId"])["state"] for p in (first, crossing)} == {"CAPTURED"}
+    assert [r["type"] for r in platform.ledger(funding_id)].count("funding.goal_reached") == 1
+    _assert_books_balance(platform, funding_id)

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
@@ -48,7 +49,7 @@ def test_ledger_fails_poison_records(platform: Platform) -> None:
     assert result["batchItemFailures"] == [{"itemIdentifier": "x"}]
 
 
-def test_ledger_writes_a_batch_in_few_calls_and_fails_only_unwritten_records(
+def test_ledger_writes_a_batch_in_one_call_and_fails_only_unwritten_records(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events = [
@@ -56,28 +57,86 @@ def test_ledger_writes_a_batch_in_few_calls_and_fails_only_unwritten_records(
         for i in range(30)
     ]
     dynamodb = aws.client("dynamodb")
-    real_batch_write = dynamodb.batch_write_item
+    real_transact = dynamodb.transact_write_items
     calls: list[int] = []
-    stuck = {"S": contract.ledger_record_key(events[7])}
+    stuck = contract.ledger_record_key(events[7])
 
-    def flaky_batch_write(**kwargs: Any) -> dict[str, Any]:
-        ((table, requests),) = kwargs["RequestItems"].items()
-        calls.append(len(requests))
-        keep = [r for r in requests if r["PutRequest"]["Item"]["recordKey"] == stuck]
-        written = [r for r in requests if r not in keep]
-        if written:
-            real_batch_write(RequestItems={table: written})
-        return {"UnprocessedItems": {table: keep} if keep else {}}
+    def conflicted(**kwargs: Any) -> dict[str, Any]:
+        items = kwargs["TransactItems"]
+        calls.append(len(items))
+        keys = [item["Put"]["Item"]["recordKey"]["S"] for item in items]
+        if stuck in keys:  # another transaction keeps holding this row
+            reasons = [{"Code": "TransactionConflict" if k == stuck else "None"} for k in keys]
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                    "CancellationReasons": reasons,
+                },
+                "TransactWriteItems",
+            )
+        return real_transact(**kwargs)
 
-    monkeypatch.setattr(dynamodb, "batch_write_item", flaky_batch_write)
+    monkeypatch.setattr(dynamodb, "transact_write_items", conflicted)
     monkeypatch.setattr(ledger_recorder.time, "sleep", lambda _seconds: None)
     batch = [_record(event, f"m{i}") for i, event in enumerate(events)]
     result = ledger_recorder.handler({"Records": batch}, FakeContext())
 
     assert result["batchItemFailures"] == [{"itemIdentifier": "m7"}]
     assert len(platform.ledger("f2")) == 29
-    # 30 events: one call of 25 (its stuck row retried alone three more times), one call of 5
-    assert calls == [25, 1, 1, 1, 5]
+    # One transaction of 30 cancelled by the conflict; the 29 others in one more; the stuck row
+    # alone until it has made no progress five times.
+    assert calls == [30, 29, 1, 1, 1, 1, 1]
+
+
+def test_a_redelivered_event_adds_nothing_and_changes_nothing(platform: Platform) -> None:
+    """Issue 13 item 6: the ledger is append-only; a redelivery is a duplicate, not a rewrite."""
+    event = contract.make_event("payment.captured", payment_id="p1", funding_id="f3", amount=700)
+    assert (
+        ledger_recorder.handler({"Records": [_record(event, "a")]}, FakeContext())["batchItemFailures"] == []
+    )
+    (row,) = platform.ledger("f3")
+
+    again = ledger_recorder.handler({"Records": [_record(event, "b"), _record(event, "c")]}, FakeContext())
+
+    assert again["batchItemFailures"] == []
+    assert platform.ledger("f3") == [row]  # same row, same recordedAt: never rewritten
+
+
+def test_a_different_event_reusing_a_key_never_replaces_the_row(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = contract.make_event("payment.captured", payment_id="p1", funding_id="f4", amount=700)
+    forged = dict(original, amount=70_000)  # same eventId and occurredAt: same ledger key
+    assert (
+        ledger_recorder.handler({"Records": [_record(original, "a")]}, FakeContext())["batchItemFailures"]
+        == []
+    )
+
+    result = ledger_recorder.handler({"Records": [_record(forged, "b")]}, FakeContext())
+
+    assert result["batchItemFailures"] == []  # redelivering it would not help: it is dropped, loudly
+    (row,) = platform.ledger("f4")
+    assert json.loads(row["event"]) == original and row["amount"] == 700
+    assert '"LedgerConflicts":[1.0]' in capsys.readouterr().out
+
+
+def test_ledger_puts_are_conditional(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+    dynamodb = aws.client("dynamodb")
+    real_transact = dynamodb.transact_write_items
+    monkeypatch.setattr(
+        dynamodb,
+        "transact_write_items",
+        lambda **kw: (seen.extend(kw["TransactItems"]), real_transact(**kw))[1],
+    )
+    events = [
+        contract.make_event("payment.requested", payment_id=f"p{i}", funding_id="f5") for i in range(25)
+    ]
+
+    ledger_recorder.handler({"Records": [_record(e, f"m{i}") for i, e in enumerate(events)]}, FakeContext())
+
+    assert len(seen) == 25 and all(set(item) == {"Put"} for item in seen)
+    assert {item["Put"]["ConditionExpression"] for item in seen} == {"attribute_not_exists(#k)"}
 
 
 def test_backer_gets_one_email_per_event_even_when_delivered_twice(platform: Platform) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from lambdas import payment_processor, pg_gateway
-from lambdas.shared import aws, payments
+from lambdas.shared import aws, contract, payments
+from lambdas.shared import gateway as gateway_module
 from tests.lambdas.conftest import PROCESSING_DLQ, PROCESSING_QUEUE, FakeContext, Platform
 
 
@@ -64,7 +66,7 @@ def test_crash_after_gateway_approved_before_state_write_captures_once(
 ) -> None:
     funding_id = platform.create_campaign()
     payment = platform.create_payment(funding_id, 25_000)
-    real = payments.transition
+    real = payments.transition_or_current
     crashed: list[str] = []
 
     def crash_once(*args, **kwargs):  # the process dies right after the gateway said yes
@@ -73,7 +75,7 @@ def test_crash_after_gateway_approved_before_state_write_captures_once(
             raise RuntimeError("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(payment_processor, "transition", crash_once)
+    monkeypatch.setattr(payment_processor, "transition_or_current", crash_once)
     platform.run()
 
     stored = platform.payment(payment["paymentId"])
@@ -98,19 +100,25 @@ def test_always_failing_gateway_goes_dlq_backoff_then_failed(
     stored = platform.payment(payment["paymentId"])
     assert stored["state"] == "FAILED"
     assert no_retry_delay == [30, 60]  # RETRY_MAX_ATTEMPTS=3: two re-sends, exponential
-    failed = platform.published("payment.failed")
-    assert {e["paymentId"] for e in failed} == {payment["paymentId"]}
     assert platform.gateway.count("authorize", payment["paymentId"]) == 9  # 3 attempts x maxReceiveCount 3
     assert platform.campaign(funding_id)["fundingAmount"] == 0
-    # The release of any lost authorization is still owed: the record stays in the DLQ, not dropped.
+    # The release of any lost authorization is still owed (and recorded as owed in the same write
+    # as FAILED): the record stays in the DLQ, not dropped, and the backer is told only once the
+    # authorization is released (payment.failed says no money was taken).
     assert "voidedAt" not in stored
+    assert stored["owed"] == "FAILED" and stored["owedSince"]
+    assert platform.published("payment.failed") == []
     assert platform.depth(PROCESSING_DLQ) == 1
 
     platform.gateway.always_fail = False
     platform.run()
-    assert platform.payment(payment["paymentId"])["voidedAt"]
+    settled = platform.payment(payment["paymentId"])
+    assert settled["voidedAt"] and "owed" not in settled
     assert platform.depth(PROCESSING_DLQ) == 0
-    assert {e["eventId"] for e in platform.published("payment.failed")} == {failed[0]["eventId"]}
+    failed = platform.published("payment.failed")
+    assert [e["paymentId"] for e in failed] == [payment["paymentId"]]
+    assert failed[0]["occurredAt"] == settled["failedAt"]
+    assert platform.gateway_record(payment["paymentId"])["voids"] == 1
 
 
 def test_backoff_is_exponential_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,3 +250,213 @@ def test_decisions_go_out_in_one_publish_batch_and_an_unsent_one_fails_only_its_
     approved = platform.published("payment.approved")
     assert sorted(e["paymentId"] for e in approved) == sorted(p["paymentId"] for p in payments_made)
     assert {platform.payment(p["paymentId"])["state"] for p in payments_made} == {"CAPTURED"}
+
+
+# --- the gateway serializes authorize, void and refund per payment (DESIGN §3.6, issue item 4) ---
+
+
+def _gateway(operation: str, payment_id: str, amount: int = 5_000) -> dict[str, Any]:
+    return pg_gateway.handler(
+        {"operation": operation, "paymentId": payment_id, "amount": amount}, FakeContext()
+    )
+
+
+def _forget_idempotency_records() -> None:
+    """Drop Powertools' records (as after a crash between its two writes, or their expiry)."""
+    ddb = aws.client("dynamodb")
+    for item in ddb.scan(TableName="idempotency")["Items"]:
+        if not item["id"]["S"].startswith(contract.GATEWAY_RECORD_PREFIX):
+            ddb.delete_item(TableName="idempotency", Key={"id": item["id"]})
+
+
+def test_gateway_refuses_an_authorize_that_arrives_after_the_void(platform: Platform) -> None:
+    void = _gateway("void", "p-late")
+    authorize = _gateway("authorize", "p-late")
+
+    assert void["outcome"] == "VOIDED" and void["authorized"] is False
+    assert authorize["ok"] and authorize["outcome"] == "DECLINED" and authorize["reason"] == "voided"
+    record = platform.gateway_record("p-late")
+    assert record["paymentId"] == "p-late" and record["voids"] == 1 and record["authorizeRefused"]
+    assert "authorizedAt" not in record
+    _forget_idempotency_records()  # even without Powertools' answers, the record decides
+    assert _gateway("authorize", "p-late")["outcome"] == "DECLINED"
+    assert "authorizedAt" not in platform.gateway_record("p-late")
+
+
+def test_gateway_voids_an_authorization_once_however_often_asked(platform: Platform) -> None:
+    authorize = _gateway("authorize", "p-held")
+    first = _gateway("void", "p-held")
+    again = _gateway("void", "p-held")
+    _forget_idempotency_records()
+    after_crash = _gateway("void", "p-held")
+
+    assert authorize["outcome"] == "APPROVED"
+    assert first["outcome"] == "VOIDED" and first["authorized"] is True
+    assert again == first
+    assert (
+        after_crash["processedAt"] == first["processedAt"] and after_crash["reference"] == first["reference"]
+    )
+    record = platform.gateway_record("p-held")
+    assert record["authorizedAt"] == authorize["processedAt"] and record["voids"] == 1
+    # A re-run of the authorize whose answer was lost answers from the record, never re-holds.
+    assert _gateway("authorize", "p-held")["processedAt"] == authorize["processedAt"]
+    refund = _gateway("refund", "p-other")
+    _forget_idempotency_records()
+    assert _gateway("refund", "p-other")["processedAt"] == refund["processedAt"]
+    assert platform.gateway_record("p-other")["refunds"] == 1
+
+
+def _dlq_request_at_the_last_attempt(platform: Platform, payment: dict[str, Any]) -> None:
+    event = dict(platform.requested_event(payment), attempt=3)  # RETRY_MAX_ATTEMPTS=3
+    platform.sqs.send_message(QueueUrl=platform.queue_urls[PROCESSING_DLQ], MessageBody=json.dumps(event))
+
+
+def test_give_up_that_voids_before_the_processor_authorizes_leaves_nothing_held(
+    platform: Platform, no_retry_delay: list[int]
+) -> None:
+    """Issue 13 item 4: the processor read PENDING; payment_retry gave up (FAILED, void); then the
+    processor's authorize reached the gateway. The gateway must refuse it."""
+    funding_id = platform.create_campaign()
+    payment = platform.create_payment(funding_id, 8_000)
+    _dlq_request_at_the_last_attempt(platform, payment)
+    real_invoke = platform.gateway.invoke
+    interleaved: list[str] = []
+
+    def give_up_first(**kwargs: Any) -> Any:
+        request = json.loads(kwargs["Payload"])
+        if request["operation"] == "authorize" and not interleaved:
+            interleaved.append(request["paymentId"])
+            platform.pump("payment_retry")  # gives up: PENDING→FAILED, void, payment.failed
+        return real_invoke(**kwargs)
+
+    gateway_module.set_invoke(give_up_first)
+    try:
+        platform.pump("payment_processor")
+    finally:
+        gateway_module.set_invoke(real_invoke)
+    platform.run()
+
+    stored = platform.payment(payment["paymentId"])
+    assert interleaved == [payment["paymentId"]]
+    assert stored["state"] == "FAILED" and stored["voidedAt"] and "owed" not in stored
+    record = platform.gateway_record(payment["paymentId"])
+    assert "authorizedAt" not in record, f"an authorization is held: {record}"
+    assert record["voids"] == 1 and record["authorizeRefused"]
+    assert [e["paymentId"] for e in platform.published("payment.failed")] == [payment["paymentId"]]
+    assert platform.published("payment.approved") == []
+
+
+def test_give_up_after_the_authorization_voids_it_exactly_once(
+    platform: Platform, no_retry_delay: list[int]
+) -> None:
+    funding_id = platform.create_campaign()
+    payment = platform.create_payment(funding_id, 8_000)
+    _dlq_request_at_the_last_attempt(platform, payment)
+    real_invoke = platform.gateway.invoke
+    interleaved: list[str] = []
+
+    def give_up_after_authorize(**kwargs: Any) -> Any:
+        answer = real_invoke(**kwargs)
+        if json.loads(kwargs["Payload"])["operation"] == "authorize" and not interleaved:
+            interleaved.append("gave up")
+            platform.pump("payment_retry")  # FAILED and voided between the authorize and the write
+        return answer
+
+    gateway_module.set_invoke(give_up_after_authorize)
+    try:
+        platform.pump("payment_processor")
+    finally:
+        gateway_module.set_invoke(real_invoke)
+    platform.run()
+
+    stored = platform.payment(payment["paymentId"])
+    assert interleaved and stored["state"] == "FAILED" and stored["voidedAt"]
+    record = platform.gateway_record(payment["paymentId"])
+    assert record["authorizedAt"] and record["voids"] == 1
+    assert platform.gateway.count("void", payment["paymentId"]) == 2  # retry's void + the processor's repeat
+    assert platform.published("payment.captured") == []
+
+
+def test_declined_event_lost_until_the_dlq_is_sent_by_payment_retry(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, no_retry_delay: list[int]
+) -> None:
+    """Issue 13 item 10: DECLINED stored, payment.declined never published before the DLQ."""
+    monkeypatch.setenv("PG_DECLINE_RATE", "1")
+    funding_id = platform.create_campaign()
+    payment = platform.create_payment(funding_id, 9_000)
+    sns = aws.client("sns")
+    real_publish_batch = sns.publish_batch
+
+    def outage(**kwargs: Any) -> dict[str, Any]:
+        return {
+            "Successful": [],
+            "Failed": [
+                {"Id": e["Id"], "Code": "InternalError"} for e in kwargs["PublishBatchRequestEntries"]
+            ],
+        }
+
+    monkeypatch.setattr(sns, "publish_batch", outage)
+    for _ in range(4):  # maxReceiveCount 3: the next receive moves the request to the DLQ
+        platform.pump("payment_processor")
+    stored = platform.payment(payment["paymentId"])
+    assert stored["state"] == "DECLINED" and stored["owed"] == "DECLINED"
+    assert platform.depth(PROCESSING_DLQ) == 1
+
+    monkeypatch.setattr(sns, "publish_batch", real_publish_batch)
+    platform.pump("payment_retry")
+
+    declined = platform.published("payment.declined")
+    assert [e["paymentId"] for e in declined] == [payment["paymentId"]]
+    assert (
+        declined[0]["occurredAt"] == stored["declinedAt"] and declined[0]["reason"] == stored["declineReason"]
+    )
+    assert "owed" not in platform.payment(payment["paymentId"])
+    assert platform.depth(PROCESSING_DLQ) == 0 and no_retry_delay == []
+
+
+def test_give_up_on_an_unknown_payment_is_one_ledger_row_however_often_delivered(
+    platform: Platform,
+) -> None:
+    """Issue 13 item 6: payment.failed for a payment the table does not hold, redelivered."""
+    event = contract.make_event(
+        "payment.requested",
+        payment_id="ghost",
+        funding_id="f-ghost",
+        user_id="u",
+        amount=1_000,
+        occurred_at="2025-05-05T05:05:05.005Z",
+        attempt=3,
+    )
+    for _ in range(2):
+        platform.sqs.send_message(QueueUrl=platform.queue_urls[PROCESSING_DLQ], MessageBody=json.dumps(event))
+        platform.pump("payment_retry")
+        platform.run(functions=("ledger_recorder",))
+
+    failed = platform.published("payment.failed")
+    assert len(failed) == 2 and failed[0] == failed[1]
+    assert failed[0]["occurredAt"] == "2025-05-05T05:05:05.005Z"
+    assert [r["type"] for r in platform.ledger("f-ghost")] == ["payment.failed"]
+
+
+def test_processor_reads_its_batch_with_one_batch_get(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    funding_id = platform.create_campaign()
+    for i in range(4):
+        platform.create_payment(funding_id, 1_000 + i)
+    calls: list[str] = []
+    ddb = aws.client("dynamodb")
+    for name in ("get_item", "batch_get_item", "update_item"):
+        real = getattr(ddb, name)
+
+        def spy(_real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            if kwargs.get("TableName", "payments") == "payments":  # not the gateway's own table
+                calls.append(_name)
+            return _real(**kwargs)
+
+        monkeypatch.setattr(ddb, name, spy)
+
+    platform.pump("payment_processor")
+
+    assert calls.count("batch_get_item") == 1 and calls.count("get_item") == 0
+    assert calls.count("update_item") == 4  # the four transitions; APPROVED owes nothing to clear

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from lambdas import campaign_closer, reconciler
 from lambdas.shared import aws
+from lambdas.shared.events import derived_event_id
 from tests.lambdas.conftest import FakeContext, Platform, iso
 
 SCHEDULE_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
@@ -115,7 +120,13 @@ def test_reconciler_republishes_stale_pending_without_double_capture(platform: P
 
     first = reconciler.handler(SCHEDULE_EVENT, FakeContext())
     second = reconciler.handler(SCHEDULE_EVENT, FakeContext())  # a tick later: already claimed
-    assert first == {"republished": 2, "skipped": 0}
+    assert first == {
+        "republished": 2,
+        "skipped": 0,
+        "approvedResent": 0,
+        "owedSettled": 0,
+        "owedUnfinished": 0,
+    }
     assert second["republished"] == 0
 
     platform.run()
@@ -129,3 +140,253 @@ def test_reconciler_republishes_stale_pending_without_double_capture(platform: P
     ledger = [i for i in platform.ledger(funding_id) if i["type"] == "payment.captured"]
     assert len(ledger) == 2
     assert reconciler.handler(SCHEDULE_EVENT, FakeContext())["republished"] == 0
+
+
+def _hour_ago() -> str:
+    return iso(datetime.now(UTC) - timedelta(hours=1))
+
+
+def _delete(funding_id: str) -> None:
+    """What the API's DELETE writes: a soft delete of an OPEN campaign before its deadline."""
+    aws.update_item(
+        "fundings",
+        {"fundingId": funding_id},
+        "SET #s = :deleted, deletedAt = :now",
+        {":deleted": "DELETED", ":now": iso(datetime.now(UTC))},
+        names={"#s": "state"},
+    )
+
+
+def _assert_books_balance(platform: Platform, funding_id: str) -> None:
+    campaign = platform.campaign(funding_id)
+    assert campaign["fundingAmount"] == platform.captured_sum(funding_id)
+    ledger = platform.ledger(funding_id)
+    captured = sum(r["amount"] for r in ledger if r["type"] == "payment.captured")
+    refunded = sum(r["amount"] for r in ledger if r["type"] == "payment.refunded")
+    assert campaign["fundingAmount"] == captured - refunded
+
+
+# --- a deleted campaign is settled like a failed one (issue 13 item 1) ------------------------------
+
+
+def test_deleted_campaign_refunds_its_captured_payments_and_cancels_the_rest(platform: Platform) -> None:
+    funding_id = platform.create_campaign(goal=1_000_000)
+    captured = [platform.create_payment(funding_id, amount) for amount in (10_000, 25_000)]
+    platform.run()
+    in_flight = platform.create_payment(funding_id, 7_000)
+    platform.run(functions=("payment_processor",))  # approved, its capture not yet run
+    _delete(funding_id)
+
+    summary = campaign_closer.handler(SCHEDULE_EVENT, FakeContext())
+    platform.run()
+
+    assert summary == {"succeeded": 0, "failed": 0, "refunded": 2, "errors": 0}
+    campaign = platform.campaign(funding_id)
+    assert (
+        campaign["state"] == "DELETED" and campaign["fundingAmount"] == 0 and campaign["refundsCompletedAt"]
+    )
+    assert {platform.payment(p["paymentId"])["state"] for p in captured} == {"REFUNDED"}
+    late = platform.payment(in_flight["paymentId"])
+    assert late["state"] == "CANCELLED" and late["voidedAt"]
+    refunds = platform.published("payment.refunded")
+    assert sorted(e["amount"] for e in refunds) == [10_000, 25_000]
+    assert {e["reason"] for e in refunds} == {"the campaign was cancelled by its creator"}
+    assert platform.published("funding.failed") == []  # a deletion is not a close
+    assert platform.owed() == []
+    assert all(platform.gateway_record(p["paymentId"])["refunds"] == 1 for p in captured)
+    _assert_books_balance(platform, funding_id)
+    assert campaign_closer.handler(SCHEDULE_EVENT, FakeContext())["refunded"] == 0
+
+
+# --- refund events are never lost (issue 13 item 2) -----------------------------------------------
+
+
+def test_refund_events_lost_in_an_outage_are_sent_later_and_completion_waits_for_them(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    funding_id = platform.create_campaign(goal=1_000_000)
+    payments = [platform.create_payment(funding_id, 10_000 + i) for i in range(3)]
+    platform.run()
+    _past_deadline(platform, funding_id)
+    sns = aws.client("sns")
+    real_publish_batch = sns.publish_batch
+    unlucky = payments[0]["paymentId"]
+
+    def lossy(**kwargs: Any) -> dict[str, Any]:
+        entries = kwargs["PublishBatchRequestEntries"]
+        lost = [e for e in entries if json.loads(e["Message"])["paymentId"] == unlucky]
+        sent = [e for e in entries if e not in lost]
+        if sent:
+            real_publish_batch(TopicArn=kwargs["TopicArn"], PublishBatchRequestEntries=sent)
+        return {"Successful": [], "Failed": [{"Id": e["Id"], "Code": "InternalError"} for e in lost]}
+
+    monkeypatch.setattr(sns, "publish_batch", lossy)
+    first = campaign_closer.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert first["refunded"] == 3  # one unsent event stopped nothing
+    assert {platform.payment(p["paymentId"])["state"] for p in payments} == {"REFUNDED"}
+    campaign = platform.campaign(funding_id)
+    assert campaign["fundingAmount"] == 0 and "refundsCompletedAt" not in campaign
+    assert [p["paymentId"] for p in platform.owed("REFUNDED")] == [unlucky]
+    assert len(platform.published("payment.refunded")) == 2
+
+    monkeypatch.setattr(sns, "publish_batch", real_publish_batch)
+    second = campaign_closer.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert second["refunded"] == 0 and platform.gateway.count("refund") == 3
+    refunds = platform.published("payment.refunded")
+    assert sorted(e["paymentId"] for e in refunds) == sorted(p["paymentId"] for p in payments)
+    assert platform.owed() == [] and platform.campaign(funding_id)["refundsCompletedAt"]
+    platform.run()
+    _assert_books_balance(platform, funding_id)
+
+
+def test_the_close_event_is_identical_when_re_sent_after_refunds(platform: Platform) -> None:
+    funding_id = platform.create_campaign(goal=1_000_000)
+    platform.create_payment(funding_id, 10_000)
+    platform.run()
+    _past_deadline(platform, funding_id)
+    campaign_closer.handler(SCHEDULE_EVENT, FakeContext())
+    (first,) = platform.published("funding.failed")
+    # A crash lost the marker after the publish: the next run re-sends the same event.
+    platform.ddb.update_item(
+        TableName="fundings",
+        Key=aws.to_attributes({"fundingId": funding_id}),
+        UpdateExpression="REMOVE closeEventPublishedAt",
+    )
+    campaign_closer.handler(SCHEDULE_EVENT, FakeContext())
+
+    again = platform.published("funding.failed")
+    assert len(again) == 2 and again[1] == first and first["fundingAmount"] == 10_000
+
+
+# --- the sweeper: nothing stuck behind an unread DLQ (issue 13 items 3 and 7) -----------------------
+
+
+def test_sweeper_budget_is_spent_only_on_payments_it_can_act_on(platform: Platform) -> None:
+    """600 stale PENDING: the oldest 500 were claimed this period; the lost one behind them goes out."""
+    funding_id = platform.create_campaign()
+    start = datetime.now(UTC) - timedelta(hours=2)
+    claimed_now = iso(datetime.now(UTC))
+    ddb = platform.ddb
+    for i in range(600):
+        item = {
+            "paymentId": f"p{i:04d}",
+            "fundingId": funding_id,
+            "userId": "u",
+            "amount": 1_000,
+            "paymentMethod": "card",
+            "state": "PENDING",
+            "createdAt": iso(start + timedelta(seconds=i)),
+        }
+        if i < 500:
+            item.update(reconciledAt=claimed_now, reconcileCount=1)
+        ddb.put_item(TableName="payments", Item=aws.to_attributes(item))
+
+    summary = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert summary["republished"] == 100 and summary["skipped"] == 0
+    requested = platform.published("payment.requested")
+    assert "p0599" in {e["paymentId"] for e in requested}
+    assert all(e["reconciled"] for e in requested)
+
+
+def test_sweeper_resends_a_stale_approval_with_the_processors_own_event(platform: Platform) -> None:
+    """A payment.approved whose records exhausted funding-update's retries: APPROVED for ever."""
+    open_campaign = platform.create_campaign(goal=1_000_000)
+    failed_campaign = platform.create_campaign(goal=1_000_000, state="FAILED")
+    old = _hour_ago()
+    stuck = platform.create_payment(
+        open_campaign, 12_000, state="APPROVED", created_at=old, approvedAt=old, publish=False
+    )
+    held = platform.create_payment(
+        failed_campaign, 8_000, state="APPROVED", created_at=old, approvedAt=old, publish=False
+    )
+    fresh = platform.create_payment(
+        open_campaign, 5_000, state="APPROVED", approvedAt=iso(datetime.now(UTC)), publish=False
+    )
+
+    first = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+    second = reconciler.handler(SCHEDULE_EVENT, FakeContext())  # claimed this period: not again
+
+    assert first["approvedResent"] == 2 and second["approvedResent"] == 0
+    approved = {e["paymentId"]: e for e in platform.published("payment.approved")}
+    assert set(approved) == {stuck["paymentId"], held["paymentId"]}
+    assert approved[stuck["paymentId"]]["eventId"] == derived_event_id("payment.approved", stuck["paymentId"])
+    assert approved[stuck["paymentId"]]["occurredAt"] == old
+    platform.run()
+    assert platform.payment(stuck["paymentId"])["state"] == "CAPTURED"
+    assert platform.payment(held["paymentId"])["state"] == "CANCELLED"
+    assert platform.gateway_record(held["paymentId"])["voids"] == 1
+    assert platform.payment(fresh["paymentId"])["state"] == "APPROVED"
+
+
+def test_sweeper_voids_and_announces_cancelled_payments_left_by_exhausted_cancel_records(
+    platform: Platform,
+) -> None:
+    funding_id = platform.create_campaign(goal=10_000, funding_amount=10_000, state="SUCCEEDED")
+    payment = platform.create_payment(funding_id, 5_000)
+    platform.run(functions=("payment_processor", "funding_update"))
+    platform.gateway.always_fail = True  # every void of transaction_check fails...
+    for _ in range(5):
+        platform.pump("transaction_check")
+    platform.sqs.purge_queue(QueueUrl=platform.queue_urls["transaction-check"])  # ...into its DLQ
+    platform.gateway.always_fail = False
+    stored = platform.payment(payment["paymentId"])
+    assert stored["state"] == "CANCELLED" and stored["owed"] == "CANCELLED" and "voidedAt" not in stored
+
+    assert reconciler.handler(SCHEDULE_EVENT, FakeContext())["owedSettled"] == 0  # not stale yet
+    aws.update_item(
+        "payments", {"paymentId": payment["paymentId"]}, "SET owedSince = :t", {":t": _hour_ago()}
+    )
+    summary = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert summary["owedSettled"] == 1
+    settled = platform.payment(payment["paymentId"])
+    assert settled["voidedAt"] and "owed" not in settled
+    assert [e["paymentId"] for e in platform.published("payment.cancelled")] == [payment["paymentId"]]
+    assert platform.gateway_record(payment["paymentId"])["voids"] == 1
+
+
+def test_sweeper_finishes_a_failed_payment_whose_void_kept_failing(
+    platform: Platform, no_retry_delay: list[int]
+) -> None:
+    funding_id = platform.create_campaign()
+    payment = platform.create_payment(funding_id, 4_000)
+    platform.gateway.always_fail = True
+    platform.run(max_rounds=30, strict=False)
+    platform.sqs.purge_queue(QueueUrl=platform.queue_urls["payment-processing-dlq"])  # dropped at retention
+    platform.gateway.always_fail = False
+    assert platform.payment(payment["paymentId"])["owed"] == "FAILED"
+    aws.update_item(
+        "payments", {"paymentId": payment["paymentId"]}, "SET owedSince = :t", {":t": _hour_ago()}
+    )
+
+    summary = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert summary["owedSettled"] == 1 and summary["owedUnfinished"] == 0
+    settled = platform.payment(payment["paymentId"])
+    assert settled["state"] == "FAILED" and settled["voidedAt"] and "owed" not in settled
+    assert [e["paymentId"] for e in platform.published("payment.failed")] == [payment["paymentId"]]
+    assert platform.gateway_record(payment["paymentId"])["voids"] == 1
+
+
+def test_sweeper_leaves_unfinished_work_owed_when_the_gateway_is_still_down(platform: Platform) -> None:
+    funding_id = platform.create_campaign()
+    payment = platform.create_payment(
+        funding_id,
+        3_000,
+        state="FAILED",
+        publish=False,
+        failedAt=_hour_ago(),
+        failureReason="gateway unavailable after retries",
+        owed="FAILED",
+        owedSince=_hour_ago(),
+    )
+    platform.gateway.always_fail = True
+
+    summary = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert summary["owedSettled"] == 0 and summary["owedUnfinished"] == 1
+    assert platform.payment(payment["paymentId"])["owed"] == "FAILED"
+    assert platform.published("payment.failed") == []
