@@ -82,8 +82,11 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         timeout_seconds=30, batching_window_seconds=1, maximum_concurrency=10
     ),
     "payment_retry": FunctionSettings(timeout_seconds=30, maximum_concurrency=5),
-    # A 1 s window lets a hot campaign's payments aggregate into one update per batch.
-    "funding_update": FunctionSettings(timeout_seconds=30, batching_window_seconds=1, maximum_concurrency=10),
+    # A 1 s window fills batches of up to 99: a hot campaign's payments are captured in one
+    # transaction (1 campaign + 99 payments = DynamoDB's 100-item limit), one campaign write per 99.
+    "funding_update": FunctionSettings(
+        timeout_seconds=30, batch_size=99, batching_window_seconds=1, maximum_concurrency=10
+    ),
     "transaction_check": FunctionSettings(timeout_seconds=60, maximum_concurrency=5),
     "ledger_recorder": FunctionSettings(timeout_seconds=30, batch_size=25, batching_window_seconds=1),
     "notifier": FunctionSettings(timeout_seconds=30, maximum_concurrency=5),
