@@ -45,7 +45,7 @@ from components.messaging import (
 from infra.config import PROJECT, ConfigError, StackConfig
 from infra.data import declare_tables
 from lambdas import packaging
-from lambdas.shared import contract
+from lambdas.shared import books, contract
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / "build" / "lambda"
@@ -92,6 +92,9 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
     "notifier": FunctionSettings(timeout_seconds=30, maximum_concurrency=5),
     "campaign_closer": FunctionSettings(timeout_seconds=300, memory_mb=512, schedule="rate(5 minutes)"),
     "reconciler": FunctionSettings(timeout_seconds=60, schedule="rate(5 minutes)"),
+    # Reads every campaign in scope with its payments and ledger (lambdas/books_auditor.py); the
+    # memory is for a hot campaign's items held at once. Every 15 minutes: the horizon is hours.
+    "books_auditor": FunctionSettings(timeout_seconds=300, memory_mb=1024, schedule="rate(15 minutes)"),
 }
 
 DEAD_LETTER_CONSUMERS: dict[str, str] = {"payment_retry": "payment-processing"}
@@ -173,6 +176,24 @@ Source = (
     | OwnName
 )
 
+
+def settlement_horizon(cfg: StackConfig) -> int:
+    """Seconds within which a payment settles with its events recorded (the books auditor's horizon).
+
+    `books.settlement_horizon_seconds` of this chain: each of `retryMaxAttempts` attempts spends
+    up to maxReceiveCount receives x the processing queue's visibility timeout, then waits up to
+    `retryMaxDelaySeconds`; owed work is swept once `reconcileAfterSeconds` old, on the
+    reconciler's next run; plus a margin for the ledger's redeliveries. Defaults: 3 h.
+    """
+    return books.settlement_horizon_seconds(
+        retry_max_attempts=cfg.retry_max_attempts,
+        retry_max_delay_seconds=cfg.retry_max_delay_seconds,
+        reconcile_after_seconds=cfg.reconcile_after_seconds,
+        attempt_seconds=QueueArgs.max_receive_count * queue_visibility("payment_processor"),
+        sweep_period_seconds=books.rate_seconds(FUNCTION_SETTINGS["reconciler"].schedule or ""),
+    )
+
+
 ENVIRONMENT_SOURCES: dict[str, Source] = {
     **{spec.env_var: FromTable(spec.logical_name) for spec in contract.TABLES},
     contract.ENV_PAYMENTS_TOPIC_ARN: FromTopic(contract.Topic.PAYMENTS.value),
@@ -194,6 +215,10 @@ ENVIRONMENT_SOURCES: dict[str, Source] = {
     ),
     contract.ENV_RECONCILE_AFTER_SECONDS: FromConfig(
         "reconcileAfterSeconds", lambda cfg: str(cfg.reconcile_after_seconds)
+    ),
+    contract.ENV_SETTLEMENT_HORIZON_SECONDS: FromConfig(
+        "retryMaxAttempts, retryMaxDelaySeconds, reconcileAfterSeconds",
+        lambda cfg: str(settlement_horizon(cfg)),
     ),
     contract.ENV_SES_SENDER: FromSender(),
     contract.ENV_COGNITO_USER_POOL_ID: FromUserPool(),
