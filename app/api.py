@@ -20,17 +20,29 @@ from pydantic import BaseModel
 from app.auth import Caller, TokenVerifier
 from app.errors import ApiError, field_error
 from app.events import PaymentEventPublisher
-from app.idempotency import KEY_PATTERN, IdempotentExecutor, Outcome, derived_resource_id
+from app.idempotency import (
+    KEY_PATTERN,
+    REQUEST_HASH_ATTRIBUTE,
+    IdempotentExecutor,
+    Outcome,
+    derived_resource_id,
+    fingerprint,
+    key_reused_error,
+    same_request,
+)
 from app.models import (
     ID_PATTERN,
     AcceptedPayment,
     Campaign,
     CampaignCreatedEnvelope,
+    CampaignDeletedEnvelope,
     CampaignEnvelope,
     CampaignInput,
     CampaignPageEnvelope,
     CampaignReplacement,
     CampaignReplacementWithId,
+    CampaignUpdatedEnvelope,
+    ErrorDetail,
     ErrorEnvelope,
     HealthEnvelope,
     Payment,
@@ -39,7 +51,9 @@ from app.models import (
     PaymentRequest,
     to_iso_utc,
 )
-from app.store import ConditionFailed, Item, Store
+from app.quotas import Quotas
+from app.store import MONEY_TERMS, TERMS_FROZEN_AT, ConditionFailed, Item, Store
+from lambdas.shared.campaigns import deadline
 from lambdas.shared.contract import CampaignState, PaymentState, utc_now_iso
 
 logger = logging.getLogger(__name__)
@@ -52,10 +66,13 @@ _STATUS_DESCRIPTIONS: dict[int, str] = {
     401: "Missing, malformed, expired or foreign bearer token.",
     403: "Authenticated, but not the campaign's owner or the payment's backer.",
     404: "No such campaign or payment (a deleted campaign counts as absent for writes).",
-    409: "Conflicts with the current state (campaign not open, idempotency key reuse or in progress).",
+    409: "Conflicts with the current state: campaign not open or past its endDate, money terms frozen "
+    "by a payment, Idempotency-Key reused for another request or still in progress.",
     413: "Request body larger than the service accepts.",
     415: "Body sent with a content type other than application/json.",
     422: "A field or parameter breaks a rule; `details` names each field and rule.",
+    429: "A per-user quota is reached (payments per minute, payments per campaign per day, campaigns "
+    "per day); `Retry-After` says when to retry.",
     500: "Unexpected error (a bug); logged with the request id.",
     503: "A dependency (DynamoDB, the identity provider) is unavailable; retry later.",
 }
@@ -90,6 +107,7 @@ class Services:
     publisher: PaymentEventPublisher
     verifier: TokenVerifier
     idempotency: IdempotentExecutor
+    quotas: Quotas
 
 
 def services(request: Request) -> Services:
@@ -158,6 +176,22 @@ async def healthz() -> JSONResponse:
 # --- campaigns ---------------------------------------------------------------------------------
 
 
+CAMPAIGN_REQUEST_FIELDS = (
+    "title",
+    "description",
+    "goalAmount",
+    "minAmount",
+    "maxAmount",
+    "duration",
+    "startDate",
+    "endDate",
+    "status",
+)
+"""What a create request sets: compared when an old campaign (stored without a request hash) meets a
+reused Idempotency-Key."""
+PAYMENT_REQUEST_FIELDS = ("fundingId", "amount", "paymentMethod")
+
+
 def _campaign_fields(body: CampaignInput) -> Item:
     """The client-settable attributes, in storage form (dates normalized to UTC `...Z`)."""
     fields: Item = {
@@ -175,23 +209,31 @@ def _campaign_fields(body: CampaignInput) -> Item:
     return fields
 
 
+def _hash_of_keyed_request(route: str, body: Item, idempotency_key: str | None) -> Item:
+    """The request hash a resource created under an Idempotency-Key stores (nothing without a key)."""
+    return {REQUEST_HASH_ATTRIBUTE: fingerprint(route, body)} if idempotency_key else {}
+
+
 @router.post(
     "/api/funding",
     status_code=201,
     response_model=CampaignCreatedEnvelope,
-    responses=errors(*_BODY_ERRORS, *_AUTH_ERRORS, 409, 500, 503),
+    responses=errors(*_BODY_ERRORS, *_AUTH_ERRORS, 409, 429, 500, 503),
     tags=["campaigns"],
     summary="Create a campaign",
+    description="Create an OPEN campaign owned by the caller; `fundingAmount` starts at 0 whatever was "
+    "sent. Counted against the caller's campaigns-per-day quota (429 with Retry-After when reached).",
     dependencies=[Depends(json_body_required)],
 )
 def create_campaign(
     body: CampaignInput, caller: CallerDep, deps: ServicesDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Create an OPEN campaign owned by the caller; `fundingAmount` starts at 0 whatever was sent."""
     route = "POST /api/funding"
+    request_body = body.model_dump(mode="json", exclude_unset=True)
 
     def create() -> Outcome:
         funding_id = derived_resource_id(caller.user_id, route, idempotency_key)
+        deps.quotas.charge_campaign(caller.user_id)
         now = utc_now_iso()
         item = {
             "fundingId": funding_id,
@@ -201,23 +243,24 @@ def create_campaign(
             "state": str(CampaignState.OPEN),
             "createdAt": now,
             "updatedAt": now,
+            **_hash_of_keyed_request(route, request_body, idempotency_key),
         }
         try:
             deps.store.create_campaign(item)
         except ConditionFailed as exc:
-            # Only a key-derived id can exist already: the same key's earlier attempt got this far.
-            if exc.item is None or exc.item.get("ownerId") != caller.user_id:
+            # Only a key-derived id can exist already: this key's earlier use got this far, maybe long
+            # ago (its short-term record expired); the stored request hash tells whether it was this one.
+            stored = exc.item
+            if stored is None or stored.get("ownerId") != caller.user_id:
                 raise ApiError(409, "conflict", "A campaign with this id already exists") from None
+            if not same_request(stored, item.get(REQUEST_HASH_ATTRIBUTE, ""), item, CAMPAIGN_REQUEST_FIELDS):
+                raise key_reused_error(f"campaign {funding_id}") from None
         logger.info("campaign created", extra={"fundingId": funding_id})
         envelope = CampaignCreatedEnvelope(funding_id=funding_id)
         return Outcome(201, envelope.model_dump(mode="json"), {"Location": _campaign_location(funding_id)})
 
     return deps.idempotency.run(
-        user_id=caller.user_id,
-        key=idempotency_key,
-        route=route,
-        body=body.model_dump(mode="json", exclude_unset=True),
-        operation=create,
+        user_id=caller.user_id, key=idempotency_key, route=route, body=request_body, operation=create
     )
 
 
@@ -261,10 +304,30 @@ def get_campaign(funding_id: FundingIdPath, deps: ServicesDep) -> JSONResponse:
     return _envelope(CampaignEnvelope(payload=Campaign.model_validate(item)))
 
 
+def deadline_passed(campaign: Item, now: datetime) -> bool:
+    """DESIGN §2: nothing about a campaign changes, and no payment is accepted, once now > endDate
+    (the functions' rule: a timestamp counts to that instant, a date-only endDate to the day's end)."""
+    end_date = campaign.get("endDate")
+    return isinstance(end_date, str) and now > deadline(end_date)
+
+
+def _campaign_ended(campaign: Item, field: str, location: str) -> ApiError:
+    return field_error(
+        409,
+        "campaign_ended",
+        field,
+        "campaign_not_ended",
+        f"The campaign's endDate ({campaign.get('endDate')}) has passed: nothing about a campaign "
+        "changes after its deadline, and it takes no more payments (it is closed as SUCCEEDED, or "
+        "FAILED with its payments refunded)",
+        location,
+    )
+
+
 def _explain_refused_campaign_write(
-    stored: Item | None, caller: Caller, new_goal: int | None = None
+    stored: Item | None, caller: Caller, now: datetime, changes: Item | None = None
 ) -> ApiError:
-    """Why a conditional campaign write failed, from the item as it is now."""
+    """Why a conditional PUT (with `changes`) or DELETE failed, from the item as it is now."""
     if stored is None or stored.get("state") == CampaignState.DELETED:
         return _not_found("campaign", "fundingId")
     if stored.get("ownerId") != caller.user_id:
@@ -278,36 +341,64 @@ def _explain_refused_campaign_write(
             f"The campaign is {stored.get('state')}; only OPEN campaigns can be changed",
             "resource",
         )
-    raised = stored.get("fundingAmount", 0)
-    return field_error(
-        409,
-        "goal_already_reached",
-        "goalAmount",
-        "goal_above_funding_amount",
-        f"goalAmount ({new_goal}) should be greater than the amount already raised ({raised})",
-    )
+    if deadline_passed(stored, now):
+        return _campaign_ended(stored, "endDate", "resource")
+    if changes is not None and stored.get(TERMS_FROZEN_AT):
+        changed = [term for term in MONEY_TERMS if stored.get(term) != changes[term]]
+        if changed:
+            message = (
+                f"The campaign has accepted payments (since {stored[TERMS_FROZEN_AT]}), so its money terms "
+                f"are frozen: {', '.join(changed)} cannot change. Backers paid on these terms "
+                f"({', '.join(MONEY_TERMS)} stay as they were); title and description can still be edited"
+            )
+            return ApiError(
+                409,
+                "terms_frozen",
+                message,
+                [
+                    ErrorDetail(location="body", field=term, rule="terms_frozen", message=message)
+                    for term in changed
+                ],
+            )
+    if changes is not None and changes["goalAmount"] <= stored.get("fundingAmount", 0):
+        return field_error(
+            409,
+            "goal_already_reached",
+            "goalAmount",
+            "goal_above_funding_amount",
+            f"goalAmount ({changes['goalAmount']}) should be greater than the amount already raised "
+            f"({stored.get('fundingAmount', 0)})",
+        )
+    return ApiError(409, "conflict", "The campaign changed while this request was handled; read it and retry")
 
 
 def _replace_campaign(funding_id: str, body: CampaignInput, caller: Caller, deps: Services) -> JSONResponse:
-    changes = {**_campaign_fields(body), "updatedAt": utc_now_iso()}
+    now = datetime.now(UTC)
+    changes = {**_campaign_fields(body), "updatedAt": to_iso_utc(now)}
     try:
-        updated = deps.store.update_open_campaign(funding_id, caller.user_id, changes)
+        updated = deps.store.update_open_campaign(funding_id, caller.user_id, changes, to_iso_utc(now))
     except ConditionFailed as exc:
         stored = exc.item or deps.store.get_campaign(funding_id, consistent=True)
-        raise _explain_refused_campaign_write(stored, caller, body.goal_amount) from None
+        raise _explain_refused_campaign_write(stored, caller, now, changes) from None
     logger.info("campaign updated", extra={"fundingId": funding_id})
-    return _envelope(CampaignEnvelope(payload=Campaign.model_validate(updated)))
+    envelope = CampaignUpdatedEnvelope(funding_id=funding_id, funding=Campaign.model_validate(updated))
+    return _envelope(envelope, 201)
 
 
 _PUT_DOC = (
-    "Replace an OPEN campaign's client-settable fields (owner only). `fundingAmount` is ignored; "
-    "`status`, when omitted, keeps its stored value; goalAmount must stay above the amount raised."
+    "Replace an OPEN campaign's client-settable fields (owner only); answers 201 with payload "
+    '"success" and the campaign as stored under `funding`. `fundingAmount` is ignored; `status`, when '
+    "omitted, keeps its stored value. Refused with a 409 once the campaign's endDate has passed "
+    "(`campaign_ended`: nothing about a campaign changes after its deadline). Once the campaign has "
+    "accepted a payment (`termsFrozenAt`), goalAmount, minAmount, maxAmount, startDate and endDate "
+    "must be sent unchanged (`terms_frozen`); before that, goalAmount must stay above the amount raised."
 )
 
 
 @router.put(
     "/api/funding",
-    response_model=CampaignEnvelope,
+    status_code=201,
+    response_model=CampaignUpdatedEnvelope,
     responses=errors(*_BODY_ERRORS, *_AUTH_ERRORS, 403, 404, 409, 500, 503),
     tags=["campaigns"],
     summary="Update a campaign (id in the body)",
@@ -320,7 +411,8 @@ def update_campaign(body: CampaignReplacementWithId, caller: CallerDep, deps: Se
 
 @router.put(
     "/api/funding/{fundingId}",
-    response_model=CampaignEnvelope,
+    status_code=201,
+    response_model=CampaignUpdatedEnvelope,
     responses=errors(*_BODY_ERRORS, *_AUTH_ERRORS, 403, 404, 409, 500, 503),
     tags=["campaigns"],
     summary="Update a campaign (id in the path)",
@@ -343,31 +435,37 @@ def update_campaign_at(
 
 @router.delete(
     "/api/fundings/{fundingId}",
-    response_model=CampaignEnvelope,
+    response_model=CampaignDeletedEnvelope,
     responses=errors(*_AUTH_ERRORS, 403, 404, 409, *_READ_ERRORS),
     tags=["campaigns"],
-    summary="Delete a campaign (soft)",
+    summary="Delete (cancel) a campaign",
+    description=(
+        "Soft delete of an OPEN campaign by its owner, before its endDate: state DELETED and `deletedAt` "
+        '(one conditional write); answers 200 with payload "success" and the campaign under `funding`. '
+        "The campaign is then settled like a failed one: the campaign closer refunds its CAPTURED "
+        "payments (REFUNDED, each with its ledger event), and payments still in flight are CANCELLED "
+        "and their authorizations voided when the functions next handle them. Refused with a 409 "
+        "once the endDate has passed (`campaign_ended`: the deadline's outcome, success or refunds, "
+        "cannot be dodged) or when the campaign is no longer OPEN."
+    ),
 )
 def delete_campaign(funding_id: FundingIdPath, caller: CallerDep, deps: ServicesDep) -> JSONResponse:
-    """Mark an OPEN campaign DELETED (owner only); the item and its payments stay for the audit trail.
-
-    Nothing is published here: the functions void in-flight payments when they next handle one of the
-    campaign's payment events (they find the campaign DELETED and cancel instead of capturing).
-    """
+    now = datetime.now(UTC)
     try:
-        deleted = deps.store.soft_delete_campaign(funding_id, caller.user_id, utc_now_iso())
+        deleted = deps.store.soft_delete_campaign(funding_id, caller.user_id, to_iso_utc(now))
     except ConditionFailed as exc:
         stored = exc.item or deps.store.get_campaign(funding_id, consistent=True)
-        raise _explain_refused_campaign_write(stored, caller) from None
+        raise _explain_refused_campaign_write(stored, caller, now) from None
     logger.info("campaign deleted", extra={"fundingId": funding_id})
-    return _envelope(CampaignEnvelope(payload=Campaign.model_validate(deleted)))
+    envelope = CampaignDeletedEnvelope(funding_id=funding_id, funding=Campaign.model_validate(deleted))
+    return _envelope(envelope, 200)
 
 
 # --- payments ----------------------------------------------------------------------------------
 
 
-def _check_payment_acceptable(campaign: Item | None, amount: int, now: datetime) -> None:
-    """DESIGN §2: an OPEN campaign, inside its dates, minAmount ≤ amount ≤ maxAmount."""
+def _check_payment_acceptable(campaign: Item | None, amount: int, now: datetime) -> Item:
+    """DESIGN §2: an OPEN campaign, inside its dates, minAmount ≤ amount ≤ maxAmount; the campaign."""
     if campaign is None or campaign.get("state") == CampaignState.DELETED:
         raise _not_found("campaign", "payload.fundingId", "body")
     if campaign.get("state") != CampaignState.OPEN:
@@ -378,8 +476,7 @@ def _check_payment_acceptable(campaign: Item | None, amount: int, now: datetime)
             "campaign_open",
             f"The campaign is {campaign.get('state')} and accepts no more payments",
         )
-    now_iso = to_iso_utc(now)
-    if now_iso < str(campaign.get("startDate", "")):
+    if to_iso_utc(now) < str(campaign.get("startDate", "")):
         raise field_error(
             409,
             "campaign_not_started",
@@ -387,10 +484,8 @@ def _check_payment_acceptable(campaign: Item | None, amount: int, now: datetime)
             "campaign_started",
             "The campaign has not started yet",
         )
-    if now_iso > str(campaign.get("endDate", "")):
-        raise field_error(
-            409, "campaign_ended", "payload.fundingId", "campaign_not_ended", "The campaign has ended"
-        )
+    if deadline_passed(campaign, now):
+        raise _campaign_ended(campaign, "payload.fundingId", "body")
     minimum, maximum = campaign.get("minAmount", 1), campaign.get("maxAmount", amount)
     if amount < minimum:
         raise field_error(
@@ -408,6 +503,35 @@ def _check_payment_acceptable(campaign: Item | None, amount: int, now: datetime)
             "amount_at_most_max_amount",
             f"amount should be at most the campaign's maxAmount ({maximum})",
         )
+    return campaign
+
+
+_FREEZE_ATTEMPTS = 3
+
+
+def _freeze_terms(store: Store, campaign: Item, amount: int, now: datetime) -> None:
+    """Make sure the campaign's money terms are frozen as this payment was validated against them.
+
+    Free when they already are (a hot campaign's payments cost no extra write). Otherwise one
+    conditional write sets `termsFrozenAt` if the terms are still exactly those validated; if the
+    owner changed them (or closed the campaign) in between, the payment is validated again against
+    the campaign as it is now, and refused if it no longer fits.
+    """
+    for _ in range(_FREEZE_ATTEMPTS):
+        if campaign.get(TERMS_FROZEN_AT):
+            return
+        terms = {term: campaign.get(term) for term in MONEY_TERMS}
+        try:
+            store.freeze_campaign_terms(campaign["fundingId"], terms, to_iso_utc(now))
+            return
+        except ConditionFailed as exc:
+            campaign = _check_payment_acceptable(exc.item, amount, now)
+    raise ApiError(
+        409,
+        "conflict",
+        "The campaign's terms kept changing while this payment was checked against them; retry",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _accepted(payment: Item, published: bool) -> Outcome:
@@ -430,46 +554,38 @@ def _accepted(payment: Item, published: bool) -> Outcome:
     "/api/payments",
     status_code=201,
     response_model=PaymentAcceptedEnvelope,
-    responses=errors(*_BODY_ERRORS, *_AUTH_ERRORS, 404, 409, 500, 503),
+    responses=errors(*_BODY_ERRORS, *_AUTH_ERRORS, 404, 409, 429, 500, 503),
     tags=["payments"],
     summary="Back a campaign",
+    description=(
+        "Store the payment PENDING, then publish `payment.requested`; the outcome arrives "
+        "asynchronously. If publishing fails the payment stays PENDING and the answer says "
+        "`publication: deferred`: the reconciler re-publishes PENDING payments, so the client must not "
+        "retry with a new key. The first accepted payment freezes the campaign's money terms. Counted "
+        "against the caller's quotas (payments per minute, payments per campaign per day): 429 with "
+        "Retry-After when one is reached."
+    ),
     dependencies=[Depends(json_body_required)],
 )
 def create_payment(
     body: PaymentRequest, caller: CallerDep, deps: ServicesDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Store the payment PENDING, then publish `payment.requested`; the outcome arrives asynchronously.
-
-    If publishing fails the payment stays PENDING and the answer says `publication: deferred`: the
-    reconciler re-publishes PENDING payments, so the client must not retry with a new key.
-    """
     route = "POST /api/payments"
     details = body.payload
+    request_body = body.model_dump(mode="json")
 
-    def create() -> Outcome:
-        campaign = deps.store.get_campaign(details.funding_id, consistent=True)
-        _check_payment_acceptable(campaign, details.amount, datetime.now(UTC))
-        now = utc_now_iso()
-        payment = {
-            "paymentId": derived_resource_id(caller.user_id, route, idempotency_key),
-            "fundingId": details.funding_id,
-            "userId": caller.user_id,
-            "amount": details.amount,
-            "paymentMethod": details.payment_method,
-            "state": str(PaymentState.PENDING),
-            "createdAt": now,
-            "updatedAt": now,
-        }
-        try:
-            deps.store.create_payment(payment)
-        except ConditionFailed as exc:
-            # Same key, earlier attempt died after storing it: answer for that payment, nudging it on.
-            stored = exc.item
-            if stored is None or stored.get("userId") != caller.user_id:
-                raise ApiError(409, "conflict", "A payment with this id already exists") from None
-            payment = stored
-            if stored.get("state") != PaymentState.PENDING:
-                return _accepted(payment, published=True)
+    def answer_for_earlier(stored: Item | None, payment: Item) -> Outcome:
+        """The key-derived id exists: this key's earlier use stored it (maybe long ago)."""
+        if stored is None or stored.get("userId") != caller.user_id:
+            raise ApiError(409, "conflict", "A payment with this id already exists")
+        if not same_request(stored, payment.get(REQUEST_HASH_ATTRIBUTE, ""), payment, PAYMENT_REQUEST_FIELDS):
+            raise key_reused_error(f"payment {stored['paymentId']}")
+        if stored.get("state") != PaymentState.PENDING:
+            return _accepted(stored, published=True)
+        # Same request, still PENDING: the earlier attempt may have died before publishing; nudge it on.
+        return _publish(stored)
+
+    def _publish(payment: Item) -> Outcome:
         published = deps.publisher.publish_payment_requested(payment)
         logger.info(
             "payment accepted",
@@ -481,12 +597,38 @@ def create_payment(
         )
         return _accepted(payment, published)
 
+    def create() -> Outcome:
+        now = datetime.now(UTC)
+        campaign = _check_payment_acceptable(
+            deps.store.get_campaign(details.funding_id, consistent=True), details.amount, now
+        )
+        deps.quotas.charge_payment(caller.user_id, details.funding_id)
+        payment = {
+            "paymentId": derived_resource_id(caller.user_id, route, idempotency_key),
+            "fundingId": details.funding_id,
+            "userId": caller.user_id,
+            "amount": details.amount,
+            "paymentMethod": details.payment_method,
+            "state": str(PaymentState.PENDING),
+            "createdAt": to_iso_utc(now),
+            "updatedAt": to_iso_utc(now),
+            **_hash_of_keyed_request(route, request_body, idempotency_key),
+        }
+        if idempotency_key and not campaign.get(TERMS_FROZEN_AT):
+            # Before freezing a campaign's terms for it, make sure this key did not already create a
+            # payment (for this or another request): a refused reuse must not freeze anything.
+            earlier = deps.store.get_payment(payment["paymentId"])
+            if earlier is not None:
+                return answer_for_earlier(earlier, payment)
+        _freeze_terms(deps.store, campaign, details.amount, now)
+        try:
+            deps.store.create_payment(payment)
+        except ConditionFailed as exc:
+            return answer_for_earlier(exc.item, payment)
+        return _publish(payment)
+
     return deps.idempotency.run(
-        user_id=caller.user_id,
-        key=idempotency_key,
-        route=route,
-        body=body.model_dump(mode="json"),
-        operation=create,
+        user_id=caller.user_id, key=idempotency_key, route=route, body=request_body, operation=create
     )
 
 

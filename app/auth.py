@@ -51,6 +51,27 @@ def _unauthorized(message: str) -> ApiError:
     )
 
 
+_REASONS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
+    (jwt.InvalidIssuerError, "it was issued by another identity provider (wrong issuer)"),
+    (jwt.ImmatureSignatureError, "it is not valid yet (issued or valid-from in the future)"),
+    (jwt.InvalidSignatureError, "its signature does not verify"),
+    (jwt.InvalidAlgorithmError, "it is not signed with RS256"),
+    (jwt.InvalidIssuedAtError, "its issued-at time is not a number"),
+    (jwt.DecodeError, "it cannot be decoded"),
+)
+
+
+def _reason(exc: jwt.InvalidTokenError) -> str:
+    """Why a token was refused, in words: a client learns what to fix, an attacker nothing about
+    which library (and version) checks tokens here."""
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"it lacks the required claim '{exc.claim}'"
+    for kind, reason in _REASONS:
+        if isinstance(exc, kind):
+            return reason
+    return "it does not pass verification"
+
+
 class TokenVerifier:
     """Verifies Cognito user-pool JWTs for one app client."""
 
@@ -82,7 +103,7 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError:
             raise _unauthorized("The bearer token has expired") from None
         except jwt.InvalidTokenError as exc:
-            raise _unauthorized(f"The bearer token is invalid: {type(exc).__name__}") from None
+            raise _unauthorized(f"The bearer token is invalid: {_reason(exc)}") from None
         token_use = claims.get("token_use")
         if token_use == "id":
             audience_ok = claims.get("aud") == self._client_id

@@ -2,7 +2,9 @@
 
 Records live in the shared idempotency table under `api#<userId>#<key>` (the functions' Powertools
 records use other prefixes), expire after a day (`expiration`, the table's TTL attribute) and carry a
-fingerprint of the route and body, so reusing a key for another request is refused with a 409.
+fingerprint of the route and body, so reusing a key for another request is refused with a 409. The
+resource created under a key stores the same fingerprint (`requestHash`), so the refusal also holds
+after the record expired (the key-derived id then already exists: `same_request` compares).
 """
 
 from __future__ import annotations
@@ -65,6 +67,32 @@ def fingerprint(route: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+REQUEST_HASH_ATTRIBUTE = "requestHash"
+"""Stored on a campaign or payment created under a key: the `fingerprint` of the request that created
+it, so a reuse of the key with another body is still refused after the key's record expired."""
+
+
+def key_reused_error(created: str | None = None) -> ApiError:
+    """The 409 for a key used again with a different request."""
+    first_use = f" (its first use created {created})" if created else ""
+    return ApiError(
+        409,
+        "idempotency_key_reused",
+        f"This Idempotency-Key was already used for a different request{first_use}; "
+        "use a new key per request",
+    )
+
+
+def same_request(
+    stored: dict[str, Any], request_hash: str, new_item: dict[str, Any], fields: tuple[str, ...]
+) -> bool:
+    """Whether a stored resource was created by this very request: by its stored hash, or, for an
+    item written before hashes were stored, by the fields the request sets."""
+    if REQUEST_HASH_ATTRIBUTE in stored:
+        return bool(stored[REQUEST_HASH_ATTRIBUTE] == request_hash)
+    return all(stored.get(name) == new_item.get(name) for name in fields)
+
+
 class IdempotentExecutor:
     """Runs an operation at most once per (user, key) and replays its first response."""
 
@@ -115,11 +143,7 @@ class IdempotentExecutor:
 
     def _answer_for_existing(self, existing: dict[str, Any], this_fingerprint: str) -> JSONResponse:
         if existing.get("fingerprint") != this_fingerprint:
-            raise ApiError(
-                409,
-                "idempotency_key_reused",
-                "This Idempotency-Key was already used for a different request; use a new key per request",
-            )
+            raise key_reused_error()
         if existing.get("status") == "COMPLETED" and isinstance(existing.get("response"), str):
             stored = json.loads(existing["response"])
             return Outcome(stored["statusCode"], stored["body"], stored.get("headers", {})).render(

@@ -24,21 +24,40 @@ from app.errors import error_response, install_error_handlers
 from app.events import PaymentEventPublisher
 from app.idempotency import IdempotentExecutor
 from app.logs import configure_logging, request_id_var
+from app.quotas import QuotaLimits, Quotas
 from app.settings import Settings, load_settings
 from app.store import Store
 
 MAX_BODY_BYTES = 64 * 1024
 """Campaign and payment bodies are a few hundred bytes; anything near this is abuse."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+HSTS = b"max-age=63072000; includeSubDomains"
+"""Two years: once a browser met the API over TLS it never tries plain HTTP again."""
+_NO_STORE_PATH_PREFIXES = ("/api/payments",)
+"""Besides every authenticated response: a payment is personal, whatever carried the request."""
 
 access_logger = logging.getLogger("app.access")
 error_logger = logging.getLogger("app.errors")
 
 
+def security_headers(scope: Scope, headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """Headers every response carries: no MIME sniffing; no caching of authenticated answers or of
+    payments (a shared proxy or the browser's disk must not keep them); HSTS when the request came
+    over TLS (directly, or through the load balancer, which sets X-Forwarded-Proto)."""
+    extra = [(b"x-content-type-options", b"nosniff")]
+    path = str(scope.get("path", ""))
+    if b"authorization" in headers or path.startswith(_NO_STORE_PATH_PREFIXES):
+        extra.append((b"cache-control", b"no-store"))
+    forwarded_proto = headers.get(b"x-forwarded-proto", b"").split(b",")[0].strip().lower()
+    if scope.get("scheme") == "https" or forwarded_proto == b"https":
+        extra.append((b"strict-transport-security", HSTS))
+    return extra
+
+
 class RequestContextMiddleware:
     """Gives every request an id (the caller's X-Request-Id when sane, else a new one), echoes it in
     the response, exposes it to every log line of the request and writes one access line per request.
-    Also caps the body size, answering 413 in the error envelope.
+    Also caps the body size, answering 413 in the error envelope, and adds `security_headers`.
 
     A plain ASGI middleware: it costs microseconds, unlike BaseHTTPMiddleware.
     """
@@ -57,6 +76,7 @@ class RequestContextMiddleware:
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        added_headers = [(b"x-request-id", request_id.encode()), *security_headers(scope, headers)]
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_code = 500
@@ -67,7 +87,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), *added_headers]
             await send(message)
 
         received = 0
@@ -139,10 +159,18 @@ def create_app(
         payments_table=settings.payments_table,
         idempotency_table=settings.idempotency_table,
     )
+    docs = settings.api_docs
     application = FastAPI(
         title="Crowdfunding API",
         version="1.0.0",
         description="Campaigns and payments (DESIGN §2). Every body is a `{status, payload}` envelope.",
+        # Off on prod (API_DOCS): the contract is no secret, but an open console invites probing.
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        # A slash redirect is built from the Host header: a forged Host would make the API redirect
+        # clients to any site. Paths have no trailing slash; `/api/fundings/` is a 404.
+        redirect_slashes=False,
     )
     application.state.settings = settings
     application.state.services = Services(
@@ -150,6 +178,14 @@ def create_app(
         publisher=PaymentEventPublisher(_aws_client("sns", settings), settings.payments_topic_arn),
         verifier=TokenVerifier(settings, signing_keys or jwks_client_for(settings)),
         idempotency=IdempotentExecutor(store),
+        quotas=Quotas(
+            store,
+            QuotaLimits(
+                payments_per_minute=settings.quota_payments_per_minute,
+                payments_per_campaign_per_day=settings.quota_payments_per_campaign_per_day,
+                campaigns_per_day=settings.quota_campaigns_per_day,
+            ),
+        ),
     )
     application.include_router(router)
     install_error_handlers(application)

@@ -8,6 +8,7 @@ field validators over the fields declared before them, so each error names the f
 from __future__ import annotations
 
 import math
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -66,13 +67,66 @@ def _normalize_to_utc(value: datetime) -> datetime:
     return moment
 
 
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
+"""Unicode categories that draw nothing on their own: controls, format characters (zero-width
+space, joiners, bidi marks), private use, unassigned, separators and combining marks."""
+_INVISIBLE_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Letters and symbols that render as blanks: the Hangul fillers and the blank Braille pattern."""
+_LINE_BREAKS_AND_TABS = frozenset("\t\n\r")
+
+
+def is_visible(character: str) -> bool:
+    """True when the character draws something: what a reader can actually see."""
+    return (
+        unicodedata.category(character) not in _INVISIBLE_CATEGORIES
+        and character not in _INVISIBLE_CHARACTERS
+    )
+
+
 def _encodable_and_not_blank(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise PydanticCustomError("string_unicode", "Input should be valid Unicode text") from None
-    if not value.strip():
-        raise PydanticCustomError("string_blank", "Input should contain a non-whitespace character")
+    if not any(is_visible(character) for character in value):
+        raise PydanticCustomError(
+            "string_blank",
+            "Input should contain a visible character (not only spaces, control or invisible characters)",
+        )
+    return value
+
+
+def _refuse_controls(value: str, allowed: frozenset[str], where: str) -> str:
+    """Control characters (NUL, ESC, DEL, C1…) have no place in text a page shows to people."""
+    for position, character in enumerate(value):
+        if unicodedata.category(character) == "Cc" and character not in allowed:
+            raise PydanticCustomError(
+                "string_control_characters",
+                "Input should contain no control characters {where} "
+                "(found U+{code:04X} at position {position})",
+                {"where": where, "code": ord(character), "position": position},
+            )
+    return value
+
+
+def _single_line_text(value: str) -> str:
+    return _refuse_controls(value, frozenset(), "(a title is one line of text)")
+
+
+def _multi_line_text(value: str) -> str:
+    return _refuse_controls(value, _LINE_BREAKS_AND_TABS, "other than tabs and line breaks")
+
+
+def _printable(value: str) -> str:
+    """A payment method is a short label: every character printable (ordinary spaces allowed)."""
+    for position, character in enumerate(value):
+        if not character.isprintable():
+            raise PydanticCustomError(
+                "string_not_printable",
+                "Input should contain only printable characters (found U+{code:04X} at position "
+                '{position}); e.g. "credit card"',
+                {"code": ord(character), "position": position},
+            )
     return value
 
 
@@ -88,14 +142,28 @@ UtcDateTime = Annotated[
 """Any ISO 8601 date-time with a timezone, normalized to UTC; naive values are rejected."""
 Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)]
 Title = Annotated[
-    StrictStr, StringConstraints(min_length=1, max_length=200), AfterValidator(_encodable_and_not_blank)
+    StrictStr,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_encodable_and_not_blank),
+    AfterValidator(_single_line_text),
 ]
 Description = Annotated[
-    StrictStr, StringConstraints(min_length=1, max_length=5000), AfterValidator(_encodable_and_not_blank)
+    StrictStr,
+    StringConstraints(min_length=1, max_length=5000),
+    AfterValidator(_encodable_and_not_blank),
+    AfterValidator(_multi_line_text),
 ]
 ResourceId = Annotated[StrictStr, StringConstraints(pattern=ID_PATTERN)]
+PAYMENT_METHOD_MAX_LENGTH = 64
 PaymentMethod = Annotated[
-    StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$"), Field(examples=["CARD"])
+    StrictStr,
+    StringConstraints(min_length=1, max_length=PAYMENT_METHOD_MAX_LENGTH),
+    AfterValidator(_printable),
+    AfterValidator(_encodable_and_not_blank),
+    Field(
+        examples=["credit card"],
+        description="Free text as the client names it (DESIGN §2): 1 to 64 printable characters.",
+    ),
 ]
 
 
@@ -257,6 +325,11 @@ class Campaign(_ResponseBody):
     updated_at: StoredTimestamp
     goal_reached_at: StoredTimestamp | None = None
     deleted_at: StoredTimestamp | None = None
+    terms_frozen_at: StoredTimestamp | None = Field(
+        default=None,
+        description="When the campaign accepted its first payment: from then on goalAmount, minAmount, "
+        "maxAmount, startDate and endDate cannot change.",
+    )
 
 
 class Payment(_ResponseBody):
@@ -297,6 +370,24 @@ class CampaignCreatedEnvelope(_ResponseBody):
     status: int = 201
     payload: Literal["success"] = "success"
     funding_id: str
+
+
+class CampaignUpdatedEnvelope(_ResponseBody):
+    """PUT's answer: 201 and "success" as the seed's table says, the campaign as stored beside it."""
+
+    status: int = 201
+    payload: Literal["success"] = "success"
+    funding_id: str
+    funding: Campaign
+
+
+class CampaignDeletedEnvelope(_ResponseBody):
+    """DELETE's answer: 200 and "success" as the seed's table says, the (DELETED) campaign beside it."""
+
+    status: int = 200
+    payload: Literal["success"] = "success"
+    funding_id: str
+    funding: Campaign
 
 
 class PaymentEnvelope(_ResponseBody):

@@ -19,6 +19,17 @@ ENV_AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 ENV_AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 ENV_COGNITO_JWKS_URL = "COGNITO_JWKS_URL"
 ENV_COGNITO_ISSUER = "COGNITO_ISSUER"
+ENV_API_DOCS = "API_DOCS"
+ENV_QUOTA_PAYMENTS_PER_MINUTE = "QUOTA_PAYMENTS_PER_MINUTE"
+ENV_QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY = "QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY"
+ENV_QUOTA_CAMPAIGNS_PER_DAY = "QUOTA_CAMPAIGNS_PER_DAY"
+
+DEFAULT_QUOTA_PAYMENTS_PER_MINUTE = 10
+DEFAULT_QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY = 20
+DEFAULT_QUOTA_CAMPAIGNS_PER_DAY = 10
+"""Per-user quotas when the environment says nothing; the stack passes its own (infra/config.py has
+the same defaults, a test keeps them equal). 0 means unlimited."""
+MAX_QUOTA = 1_000_000
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
@@ -57,6 +68,29 @@ class Settings(BaseSettings):
     )
     cognito_jwks_url: str | None = Field(default=None, validation_alias=ENV_COGNITO_JWKS_URL)
     cognito_issuer: str | None = Field(default=None, validation_alias=ENV_COGNITO_ISSUER)
+    api_docs: bool = Field(
+        default=False,
+        validation_alias=ENV_API_DOCS,
+        description="Serve /docs, /redoc and /openapi.json. Off unless asked for (prod keeps it off).",
+    )
+    quota_payments_per_minute: int = Field(
+        default=DEFAULT_QUOTA_PAYMENTS_PER_MINUTE,
+        ge=0,
+        le=MAX_QUOTA,
+        validation_alias=ENV_QUOTA_PAYMENTS_PER_MINUTE,
+    )
+    quota_payments_per_campaign_per_day: int = Field(
+        default=DEFAULT_QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY,
+        ge=0,
+        le=MAX_QUOTA,
+        validation_alias=ENV_QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY,
+    )
+    quota_campaigns_per_day: int = Field(
+        default=DEFAULT_QUOTA_CAMPAIGNS_PER_DAY,
+        ge=0,
+        le=MAX_QUOTA,
+        validation_alias=ENV_QUOTA_CAMPAIGNS_PER_DAY,
+    )
 
     @field_validator("aws_region")
     @classmethod
@@ -101,6 +135,10 @@ _ENV_NAME_OF_FIELD: dict[str, str] = {
     "cognito_app_client_id": contract.ENV_COGNITO_APP_CLIENT_ID,
     "cognito_jwks_url": ENV_COGNITO_JWKS_URL,
     "cognito_issuer": ENV_COGNITO_ISSUER,
+    "api_docs": ENV_API_DOCS,
+    "quota_payments_per_minute": ENV_QUOTA_PAYMENTS_PER_MINUTE,
+    "quota_payments_per_campaign_per_day": ENV_QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY,
+    "quota_campaigns_per_day": ENV_QUOTA_CAMPAIGNS_PER_DAY,
 }
 _ENV_NAME_TO_FIELD = {
     **{env.split(" ")[0]: name for name, env in _ENV_NAME_OF_FIELD.items()},

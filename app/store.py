@@ -49,12 +49,33 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
+MONEY_TERMS = ("goalAmount", "minAmount", "maxAmount", "startDate", "endDate")
+"""What a backer agreed to when paying (DESIGN §2): frozen once the campaign accepted a payment."""
+TERMS_FROZEN_AT = "termsFrozenAt"
+DATE_ONLY_LENGTH = len("2025-03-31")
+
+
+def not_past_deadline(now_iso: str) -> tuple[str, dict[str, str], Item]:
+    """The condition "the campaign's endDate has not passed" (lambdas/shared/campaigns.py `deadline`):
+    a timestamp endDate (UTC ISO ms `Z`, what the API writes) counts up to and including that instant,
+    a date-only one up to the end of that UTC day. String order is time order in both forms."""
+    return (
+        "(#endDate >= :now OR (size(#endDate) = :dateOnly AND #endDate >= :today))",
+        {"#endDate": "endDate"},
+        {":now": now_iso, ":dateOnly": DATE_ONLY_LENGTH, ":today": now_iso[:DATE_ONLY_LENGTH]},
+    )
+
+
 class ConditionFailed(Exception):
     """A conditional write found the item in another state; `item` is what is stored now (or None)."""
 
     def __init__(self, item: Item | None) -> None:
         super().__init__("condition check failed")
         self.item = item
+
+
+class CounterItemFull(Exception):
+    """A quota counter item reached DynamoDB's 400 KB item size: nothing more can be counted today."""
 
 
 def to_attribute_values(item: Item) -> dict[str, Any]:
@@ -170,40 +191,84 @@ class Store:
         """Insert a new campaign; ConditionFailed if the id is taken (a replayed create)."""
         self._put_new(self.fundings_table, contract.FUNDINGS_TABLE.partition_key, item, "campaign store")
 
-    def update_open_campaign(self, funding_id: str, owner_id: str, changes: Item) -> Item:
-        """Set `changes` on an OPEN campaign of `owner_id` whose total stays below the new goal."""
-        names = {f"#f{i}": name for i, name in enumerate(changes)}
-        values = {f":v{i}": value for i, value in enumerate(changes.values())}
-        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(changes)))
-        condition = "attribute_exists(#pk) AND #owner = :owner AND #state = :open"
-        if "goalAmount" in changes:
-            condition += " AND fundingAmount < :goal"
-            values[":goal"] = changes["goalAmount"]
+    def update_open_campaign(self, funding_id: str, owner_id: str, changes: Item, now_iso: str) -> Item:
+        """Set `changes` on an OPEN campaign of `owner_id` whose endDate has not passed.
+
+        The money terms may change only while no payment froze them (`termsFrozenAt` absent), and
+        then the new goal must stay above the amount raised; once frozen, the write goes through
+        only if it leaves every money term exactly as stored (title and description stay editable).
+        """
+        missing = [term for term in MONEY_TERMS if term not in changes]
+        if missing:
+            raise ValueError(f"update_open_campaign: changes lack the money terms {missing}")
+        position = {name: i for i, name in enumerate(changes)}
+        names = {f"#f{i}": name for name, i in position.items()}
+        values = {f":v{i}": changes[name] for name, i in position.items()}
+        assignments = ", ".join(f"#f{i} = :v{i}" for i in position.values())
+        unchanged = " AND ".join(f"#f{position[term]} = :v{position[term]}" for term in MONEY_TERMS)
+        deadline, deadline_names, deadline_values = not_past_deadline(now_iso)
+        condition = (
+            f"attribute_exists(#pk) AND #owner = :owner AND #state = :open AND {deadline} AND ("
+            f"(attribute_not_exists(#frozen) AND fundingAmount < :v{position['goalAmount']}) "
+            f"OR ({unchanged}))"
+        )
         return self._conditional_update(
             funding_id,
             update=f"SET {assignments}",
             condition=condition,
             names={
                 **names,
+                **deadline_names,
+                "#pk": contract.FUNDINGS_TABLE.partition_key,
+                "#owner": "ownerId",
+                "#state": "state",
+                "#frozen": TERMS_FROZEN_AT,
+            },
+            values={**values, **deadline_values, ":owner": owner_id, ":open": str(CampaignState.OPEN)},
+        )
+
+    def soft_delete_campaign(self, funding_id: str, owner_id: str, now_iso: str) -> Item:
+        """Mark an OPEN campaign of `owner_id` DELETED before its endDate; the functions settle it
+        like a failed one (captured payments refunded, in-flight ones cancelled and voided)."""
+        deadline, deadline_names, deadline_values = not_past_deadline(now_iso)
+        return self._conditional_update(
+            funding_id,
+            update="SET #state = :deleted, deletedAt = :now, updatedAt = :now",
+            condition=f"attribute_exists(#pk) AND #owner = :owner AND #state = :open AND {deadline}",
+            names={
+                **deadline_names,
                 "#pk": contract.FUNDINGS_TABLE.partition_key,
                 "#owner": "ownerId",
                 "#state": "state",
             },
-            values={**values, ":owner": owner_id, ":open": str(CampaignState.OPEN)},
-        )
-
-    def soft_delete_campaign(self, funding_id: str, owner_id: str, now: str) -> Item:
-        """Mark an OPEN campaign of `owner_id` DELETED (the functions void its in-flight payments)."""
-        return self._conditional_update(
-            funding_id,
-            update="SET #state = :deleted, deletedAt = :now, updatedAt = :now",
-            condition="attribute_exists(#pk) AND #owner = :owner AND #state = :open",
-            names={"#pk": contract.FUNDINGS_TABLE.partition_key, "#owner": "ownerId", "#state": "state"},
             values={
+                **deadline_values,
                 ":owner": owner_id,
                 ":open": str(CampaignState.OPEN),
                 ":deleted": str(CampaignState.DELETED),
-                ":now": now,
+            },
+        )
+
+    def freeze_campaign_terms(self, funding_id: str, terms: Item, now_iso: str) -> Item:
+        """Record that the campaign accepted a payment made against exactly `terms` (its money terms
+        as the payment was validated): the write happens only if the campaign is still OPEN with
+        those very terms, so an owner's concurrent PUT either lands before (and this fails: the
+        payment is validated again) or after (and is refused because the terms are frozen)."""
+        conditions = " AND ".join(f"#t{i} = :t{i}" for i in range(len(MONEY_TERMS)))
+        return self._conditional_update(
+            funding_id,
+            update="SET #frozen = if_not_exists(#frozen, :now)",
+            condition=f"attribute_exists(#pk) AND #state = :open AND {conditions}",
+            names={
+                **{f"#t{i}": term for i, term in enumerate(MONEY_TERMS)},
+                "#pk": contract.FUNDINGS_TABLE.partition_key,
+                "#state": "state",
+                "#frozen": TERMS_FROZEN_AT,
+            },
+            values={
+                **{f":t{i}": terms[term] for i, term in enumerate(MONEY_TERMS)},
+                ":open": str(CampaignState.OPEN),
+                ":now": now_iso,
             },
         )
 
@@ -337,6 +402,48 @@ class Store:
         except ClientError as exc:
             if _is_condition_failure(exc):
                 raise ConditionFailed(_old_item(exc)) from None
+            raise
+
+    # --- quota counters ----------------------------------------------------------------------
+
+    def count_against_limits(self, counter_id: str, limits: dict[str, int], expiration: int) -> None:
+        """Add 1 to each counter attribute of one item of the idempotency table, in one conditional
+        UpdateItem, unless one of them has already reached its limit (then nothing is counted).
+
+        Raises ConditionFailed with the item as it is (which counter is full), or CounterItemFull
+        when the item reached DynamoDB's item size.
+        """
+        names = {f"#c{i}": name for i, name in enumerate(limits)}
+        values: Item = {":one": 1, ":expiration": expiration}
+        for i, limit in enumerate(limits.values()):
+            values[f":l{i}"] = limit
+        condition = " AND ".join(
+            f"(attribute_not_exists(#c{i}) OR #c{i} < :l{i})" for i in range(len(limits))
+        )
+        try:
+            with dependency_errors("quota store"):
+                self._db.update_item(
+                    TableName=self.idempotency_table,
+                    Key={contract.IDEMPOTENCY_TABLE.partition_key: {"S": counter_id}},
+                    UpdateExpression=(
+                        "ADD "
+                        + ", ".join(f"#c{i} :one" for i in range(len(limits)))
+                        + " SET #exp = if_not_exists(#exp, :expiration)"
+                    ),
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={
+                        **names,
+                        "#exp": str(contract.IDEMPOTENCY_TABLE.ttl_attribute),
+                    },
+                    ExpressionAttributeValues=to_attribute_values(values),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise ConditionFailed(_old_item(exc)) from None
+            error = exc.response.get("Error", {})
+            if error.get("Code") == "ValidationException" and "size" in str(error.get("Message", "")).lower():
+                raise CounterItemFull(counter_id) from None
             raise
 
     # --- idempotency records -----------------------------------------------------------------

@@ -117,7 +117,8 @@ class EmulatorJwks(PyJWKClient):
 
 
 def test_settings(tables: dict[str, str], topic_arn: str, pool: UserPool) -> Settings:
-    """Explicit settings for an app under test."""
+    """Explicit settings for an app under test: documents served, quotas off (the quota tests turn
+    them on), so tests that create many campaigns or payments as one user are not throttled."""
     return Settings(
         aws_region=REGION,
         fundings_table=tables[contract.FUNDINGS_TABLE.env_var],
@@ -126,6 +127,10 @@ def test_settings(tables: dict[str, str], topic_arn: str, pool: UserPool) -> Set
         payments_topic_arn=topic_arn,
         cognito_user_pool_id=pool.pool_id,
         cognito_app_client_id=pool.client_id,
+        api_docs=True,
+        quota_payments_per_minute=0,
+        quota_payments_per_campaign_per_day=0,
+        quota_campaigns_per_day=0,
     )
 
 

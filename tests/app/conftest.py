@@ -77,8 +77,9 @@ def emulator() -> Iterator[Emulator]:
 
 
 @contextmanager
-def running_api(emulator: Emulator) -> Iterator[Api]:
-    """An app on its own tables and topic, served by a TestClient."""
+def running_api(emulator: Emulator, **settings_overrides: Any) -> Iterator[Api]:
+    """An app on its own tables and topic, served by a TestClient; `settings_overrides` change its
+    Settings (e.g. quota limits, api_docs)."""
     suffix = uuid.uuid4().hex[:8]
     tables = create_api_tables(emulator.dynamodb, suffix=f"-{suffix}")
     topic_arn = emulator.sns.create_topic(Name=f"payments-{suffix}")["TopicArn"]
@@ -89,7 +90,7 @@ def running_api(emulator: Emulator) -> Iterator[Api]:
     emulator.sns.subscribe(
         TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
     )
-    settings = test_settings(tables, topic_arn, emulator.pool)
+    settings = test_settings(tables, topic_arn, emulator.pool).model_copy(update=settings_overrides)
     jwks = EmulatorJwks(settings)
     app = create_app(settings, signing_keys=jwks, configure_logs=False)
     with TestClient(app, raise_server_exceptions=False) as client:

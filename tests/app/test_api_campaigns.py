@@ -72,7 +72,7 @@ def test_get_returns_the_representation(api: Api) -> None:
     expected_keys = {
         "fundingId", "ownerId", "title", "description", "goalAmount", "fundingAmount", "minAmount",
         "maxAmount", "duration", "startDate", "endDate", "status", "state", "createdAt", "updatedAt",
-        "goalReachedAt", "deletedAt",
+        "goalReachedAt", "deletedAt", "termsFrozenAt",
     }  # fmt: skip
     assert set(payload) == expected_keys
 
@@ -156,18 +156,22 @@ def test_a_cursor_of_one_listing_is_refused_by_another(api: Api) -> None:
 
 
 def test_owner_replaces_a_campaign_by_body_id_and_by_path(api: Api) -> None:
+    """Issue 13 item 12: PUT answers 201 with payload "success" (the seed's table), campaign beside it."""
     owner = api.user()
     funding_id = create(api, owner)
     replaced = campaign_body(title="New title", goalAmount=2_000_000, fundingId=funding_id)
     response = api.client.put("/api/funding", json=replaced, headers=api.auth(owner))
-    assert response.status_code == 200, response.text
-    assert response.json()["payload"]["title"] == "New title"
-    assert response.json()["payload"]["goalAmount"] == 2_000_000
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["status"], body["payload"], body["fundingId"]) == (201, "success", funding_id)
+    assert body["funding"]["title"] == "New title"
+    assert body["funding"]["goalAmount"] == 2_000_000
 
     response = api.client.put(
         f"/api/funding/{funding_id}", json=campaign_body(title="Third"), headers=api.auth(owner)
     )
-    assert response.status_code == 200
+    assert response.status_code == 201
+    assert response.json()["payload"] == "success"
     stored = stored_campaign(api, funding_id)
     assert stored["title"] == {"S": "Third"}
     assert stored["fundingAmount"] == {"N": "0"}
@@ -214,7 +218,9 @@ def test_soft_delete_marks_the_campaign_and_keeps_it_readable(api: Api) -> None:
     funding_id = create(api, owner)
     response = api.client.delete(f"/api/fundings/{funding_id}", headers=api.auth(owner))
     assert response.status_code == 200
-    assert response.json()["payload"]["state"] == "DELETED"
+    body = response.json()
+    assert (body["status"], body["payload"], body["fundingId"]) == (200, "success", funding_id)
+    assert body["funding"]["state"] == "DELETED"
     stored = stored_campaign(api, funding_id)
     assert stored["state"] == {"S": "DELETED"}
     assert stored["deletedAt"]["S"].endswith("Z")
@@ -263,7 +269,7 @@ def test_goal_cannot_drop_to_or_below_the_amount_raised(api: Api) -> None:
     assert response.status_code == 409
     assert response.json()["payload"]["details"][0]["field"] == "goalAmount"
     body = campaign_body(goalAmount=300_001)
-    assert api.client.put(f"/api/funding/{funding_id}", json=body, headers=api.auth(owner)).status_code == 200
+    assert api.client.put(f"/api/funding/{funding_id}", json=body, headers=api.auth(owner)).status_code == 201
 
 
 def test_idempotent_create_returns_the_first_answer(api: Api) -> None:

@@ -23,13 +23,13 @@ _WRITE_WITH_BODY = {"400", "401", "413", "415", "422", "500", "503"}
 _READ = {"422", "500", "503"}
 EXPECTED_STATUSES = {
     ("get", "/healthz"): {"200"},
-    ("post", "/api/funding"): {"201", "409"} | _WRITE_WITH_BODY,
-    ("put", "/api/funding"): {"200", "403", "404", "409"} | _WRITE_WITH_BODY,
-    ("put", "/api/funding/{fundingId}"): {"200", "403", "404", "409"} | _WRITE_WITH_BODY,
+    ("post", "/api/funding"): {"201", "409", "429"} | _WRITE_WITH_BODY,
+    ("put", "/api/funding"): {"201", "403", "404", "409"} | _WRITE_WITH_BODY,
+    ("put", "/api/funding/{fundingId}"): {"201", "403", "404", "409"} | _WRITE_WITH_BODY,
     ("get", "/api/fundings"): {"200"} | _READ,
     ("get", "/api/funding/{fundingId}"): {"200", "404"} | _READ,
     ("delete", "/api/fundings/{fundingId}"): {"200", "401", "403", "404", "409"} | _READ,
-    ("post", "/api/payments"): {"201", "404", "409"} | _WRITE_WITH_BODY,
+    ("post", "/api/payments"): {"201", "404", "409", "429"} | _WRITE_WITH_BODY,
     ("get", "/api/payments/{paymentId}"): {"200", "401", "403", "404"} | _READ,
 }
 
@@ -51,6 +51,32 @@ def test_every_operation_documents_every_status_it_returns(shared_api: Api) -> N
             assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, (method, path, status)
     assert set(envelope["properties"]) == {"status", "payload"}
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def success_schema(document: dict[str, Any], method: str, path: str, status: str) -> dict[str, Any]:
+    ref = document["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"][
+        "$ref"
+    ]
+    schema: dict[str, Any] = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return schema
+
+
+def test_put_and_delete_are_declared_with_the_seeds_success_shapes(shared_api: Api) -> None:
+    """Issue 13 item 12: PUT 201 and DELETE 200, each with payload "success" and the campaign beside."""
+    document = shared_api.client.get("/openapi.json").json()
+    for method, path, status in (
+        ("put", "/api/funding", "201"),
+        ("put", "/api/funding/{fundingId}", "201"),
+        ("delete", "/api/fundings/{fundingId}", "200"),
+    ):
+        schema = success_schema(document, method, path, status)
+        assert schema["properties"]["payload"]["const"] == "success", (method, path)
+        assert schema["properties"]["funding"] == {"$ref": "#/components/schemas/Campaign"}
+        assert schema["properties"]["status"]["default"] == int(status)
+    deleting = document["paths"]["/api/fundings/{fundingId}"]["delete"]["description"]
+    assert "refunds its CAPTURED payments" in deleting and "endDate" in deleting
+    method = document["components"]["schemas"]["PaymentDetails"]["properties"]["paymentMethod"]
+    assert (method["minLength"], method["maxLength"]) == (1, 64) and "pattern" not in method
 
 
 def test_healthz_touches_nothing(shared_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from botocore.exceptions import EndpointConnectionError
 from app.idempotency import derived_resource_id, fingerprint, record_id
 from lambdas.shared import contract
 from lambdas.shared.contract import CampaignState
-from tests.app.api_testkit import payment_body
+from tests.app.api_testkit import campaign_body, payment_body
 from tests.app.conftest import Api
 from tests.app.test_api_campaigns import create, set_state
 
@@ -297,3 +297,86 @@ def test_a_dead_claim_is_taken_over_without_a_duplicate_payment(api: Api) -> Non
     assert len(payments_in_table(api)) == 1
     [message] = api.published()  # the possibly lost request is published (again)
     assert json.loads(message["Body"])["paymentId"] == payment_id
+
+
+def expire_key(api: Api, user_id: str, key: str, *, deleted: bool) -> None:
+    """What a day does to a key's record: TTL passes (and DynamoDB eventually deletes the item)."""
+    key_of_record = {"id": {"S": record_id(user_id, key)}}
+    if deleted:
+        api.emulator.dynamodb.delete_item(TableName=api.settings.idempotency_table, Key=key_of_record)
+    else:
+        api.emulator.dynamodb.update_item(
+            TableName=api.settings.idempotency_table,
+            Key=key_of_record,
+            UpdateExpression="SET expiration = :past",
+            ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
+        )
+
+
+@pytest.mark.parametrize("deleted", [False, True])
+def test_a_reused_key_with_another_body_is_a_409_after_its_record_expired(api: Api, deleted: bool) -> None:
+    """Issue 13 item 9: the same key with another campaign and amount got 201 and the *old* payment."""
+    backer = api.user()
+    first_campaign, other_campaign = create(api, api.user()), create(api, api.user())
+    headers = {**api.auth(backer), "Idempotency-Key": "reused-after-a-day"}
+    first = api.client.post("/api/payments", json=payment_body(first_campaign, 10_000), headers=headers)
+    assert first.status_code == 201
+    expire_key(api, backer["sub"], "reused-after-a-day", deleted=deleted)
+
+    other = api.client.post("/api/payments", json=payment_body(other_campaign, 20_000), headers=headers)
+    assert other.status_code == 409, other.text
+    payload = other.json()["payload"]
+    assert payload["error"] == "idempotency_key_reused"
+    assert first.json()["paymentId"] in payload["message"] and "new key per request" in payload["message"]
+    assert len(payments_in_table(api)) == 1
+    other_item = api.emulator.dynamodb.get_item(
+        TableName=api.settings.fundings_table, Key={"fundingId": {"S": other_campaign}}
+    )["Item"]
+    assert "termsFrozenAt" not in other_item  # a refused reuse freezes nothing
+
+
+def test_the_same_body_under_an_expired_key_gets_the_first_payment_back(api: Api) -> None:
+    backer = api.user()
+    funding_id = create(api, api.user())
+    headers = {**api.auth(backer), "Idempotency-Key": "same-again"}
+    first = api.client.post("/api/payments", json=payment_body(funding_id), headers=headers)
+    expire_key(api, backer["sub"], "same-again", deleted=True)
+    again = api.client.post("/api/payments", json=payment_body(funding_id), headers=headers)
+    assert again.status_code == 201
+    assert again.json()["paymentId"] == first.json()["paymentId"]
+    assert len(payments_in_table(api)) == 1
+    stored = stored_payment(api, first.json()["paymentId"])
+    assert stored is not None
+    assert stored["requestHash"] == {"S": fingerprint("POST /api/payments", payment_body(funding_id))}
+
+
+def test_a_reused_campaign_key_with_another_body_is_a_409_after_its_record_expired(api: Api) -> None:
+    owner = api.user()
+    headers = {**api.auth(owner), "Idempotency-Key": "campaign-key"}
+    body = campaign_body(title="First")
+    first = api.client.post("/api/funding", json=body, headers=headers)
+    assert first.status_code == 201
+    expire_key(api, owner["sub"], "campaign-key", deleted=True)
+    other = api.client.post("/api/funding", json={**body, "title": "Second"}, headers=headers)
+    assert other.status_code == 409, other.text
+    assert other.json()["payload"]["error"] == "idempotency_key_reused"
+    same = api.client.post("/api/funding", json=body, headers=headers)
+    assert same.status_code == 201 and same.json()["fundingId"] == first.json()["fundingId"]
+    titles = [c["title"] for c in api.client.get("/api/fundings").json()["payload"]]
+    assert titles == ["First"]
+
+
+def test_the_seeds_example_payment_is_accepted_stored_and_published_as_sent(api: Api) -> None:
+    """Issue 13 item 12: DESIGN §2's body with `"paymentMethod": "credit card"` was a 422."""
+    funding_id = create(api, api.user())
+    body = {
+        "status": 1,
+        "payload": {"fundingId": funding_id, "amount": 10_000, "paymentMethod": "credit card"},
+    }
+    response = api.client.post("/api/payments", json=body, headers=api.auth(api.user()))
+    assert response.status_code == 201, response.text
+    assert response.json()["payload"]["paymentMethod"] == "credit card"
+    stored = stored_payment(api, response.json()["paymentId"])
+    assert stored is not None and stored["paymentMethod"] == {"S": "credit card"}
+    [message] = api.published()
+    assert json.loads(message["Body"])["paymentMethod"] == "credit card"

@@ -129,10 +129,14 @@ def test_a_body_that_is_not_an_object_is_a_422(api: Api, body: bytes) -> None:
         ("payload.amount", "10000", "payload.amount", "int_type"),
         ("payload.amount", True, "payload.amount", "int_type"),
         ("payload.amount", 10**400, "payload.amount", "less_than_equal"),
-        ("payload.paymentMethod", "", "payload.paymentMethod", "string_pattern_mismatch"),
-        ("payload.paymentMethod", "credit card", "payload.paymentMethod", "string_pattern_mismatch"),
-        ("payload.paymentMethod", "C" * 33, "payload.paymentMethod", "string_pattern_mismatch"),
+        ("payload.paymentMethod", "", "payload.paymentMethod", "string_too_short"),
+        ("payload.paymentMethod", "C" * 65, "payload.paymentMethod", "string_too_long"),
         ("payload.paymentMethod", 7, "payload.paymentMethod", "string_type"),
+        ("payload.paymentMethod", "card\x00", "payload.paymentMethod", "string_not_printable"),
+        ("payload.paymentMethod", "credit\ncard", "payload.paymentMethod", "string_not_printable"),
+        ("payload.paymentMethod", "\u200b\u200b", "payload.paymentMethod", "string_not_printable"),
+        ("payload.paymentMethod", "\u3164", "payload.paymentMethod", "string_blank"),
+        ("payload.paymentMethod", "   ", "payload.paymentMethod", "string_blank"),
         ("payload.fundingId", "", "payload.fundingId", "string_pattern_mismatch"),
         ("payload.fundingId", "a/b", "payload.fundingId", "string_pattern_mismatch"),
         ("payload.userId", "someone-else", "payload.userId", "extra_forbidden"),
@@ -150,6 +154,60 @@ def test_payment_field_rules(api: Api, path: str, value: Any, field: str, rule: 
     assert response.status_code == 422, response.text
     detail = first_detail(response)
     assert (detail["field"], detail["rule"]) == (field, rule)
+
+
+@pytest.mark.parametrize(
+    "method", ["credit card", "CARD", "카드", "Visa •••• 4242", "bank-transfer (KB)", "x", "C" * 64]
+)
+def test_payment_methods_are_free_text_as_the_seeds_client_sends_them(api: Api, method: str) -> None:
+    """Issue 13 item 12: the seed's example body (`"paymentMethod": "credit card"`) was a 422. The
+    campaign does not exist, so an accepted body is answered 404, never 422."""
+    response = api.client.post(
+        "/api/payments",
+        json=payment_body("no-such-campaign", method=method),
+        headers=api.auth(api.any_user()),
+    )
+    assert response.status_code == 404, response.text
+    assert response.json()["payload"]["details"][0]["field"] == "payload.fundingId"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("title", "\u200b\u200c\u200d", "string_blank"),
+        ("title", "\u3164\u3164", "string_blank"),
+        ("title", "\x00\x01\x7f", "string_blank"),
+        ("title", "\u2800 \u00a0", "string_blank"),
+        ("title", "\u0301\u034f", "string_blank"),
+        ("title", "Lamps\x1b[2J", "string_control_characters"),
+        ("title", "Two\nlines", "string_control_characters"),
+        ("description", "\ufeff\u2060\t\n", "string_blank"),
+        ("description", "Forty lamps\x07", "string_control_characters"),
+    ],
+)
+def test_titles_and_descriptions_need_visible_text_and_no_controls(
+    api: Api, field: str, value: str, rule: str
+) -> None:
+    """Issue 13 item 14: a title of only invisible or control characters was accepted."""
+    response = post_campaign(api, campaign_body(**{field: value}))
+    assert response.status_code == 422, response.text
+    detail = first_detail(response)
+    assert (detail["field"], detail["rule"]) == (field, rule)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", "태양광 램프 👩‍👩‍👧 for the school"),  # joiners inside an emoji sequence are fine
+        ("title", "Café ñ — «quoted»"),
+        ("description", "Line one\nLine two\r\n\tindented"),
+    ],
+)
+def test_ordinary_text_with_joiners_accents_and_line_breaks_is_accepted(
+    api: Api, field: str, value: str
+) -> None:
+    response = post_campaign(api, campaign_body(**{field: value}))
+    assert response.status_code == 201, response.text
 
 
 def test_payment_without_payload_or_status(api: Api) -> None:
