@@ -1,12 +1,13 @@
 """The API layer: the `app/` container as a `WebService` behind an ALB, and the Cognito pool it trusts.
 
 The service gets exactly the environment `app/settings.py` reads (region, the three table
-names, the payments topic ARN, the user pool id and app client id, the issuer and JWKS URL)
-and exactly the grants it needs: read/write the fundings, payments and idempotency tables and
-their indexes, publish to the payments topic, and use the KMS keys of those tables and that
-topic. The image is built from the repository root with `app/Dockerfile` and tagged by content
-(an unchanged app is neither rebuilt nor redeployed), unless `apiImageUri` names a prebuilt
-image (the delivery pipeline's commit-tagged images). Prod runs at least two tasks across its
+names, the payments topic ARN, the user pool id and app client id, the issuer and JWKS URL,
+whether to serve its documents, the per-user quotas) and exactly the grants it needs: the
+actions `app/access.py` declares on each table, index and topic (the calls the service makes,
+checked by tests/app/test_api_access.py), and use of those resources' KMS keys. The image is
+built from the repository root with `app/Dockerfile` and tagged by content (an unchanged app
+is neither rebuilt nor redeployed), unless `apiImageUri` names a prebuilt image (the delivery
+pipeline's commit-tagged images). Prod runs at least two tasks across its
 AZs, behind a WAF, with MFA on.
 """
 
@@ -19,8 +20,9 @@ from typing import Protocol
 
 import pulumi
 
+from app.access import ACCESS
 from components.auth import UserPool, UserPoolArgs
-from components.iam import Grant, dynamodb_read_write, kms_use, sns_publish
+from components.iam import Grant, dynamodb_access, kms_use, sns_access
 from components.web_service import WafArgs, WebService, WebServiceArgs, fargate_memory_options
 from infra.config import PROJECT, ConfigError, StackConfig
 from infra.payment_chain import PaymentChain
@@ -39,6 +41,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_AWS_REGION = "AWS_REGION"
 ENV_COGNITO_ISSUER = "COGNITO_ISSUER"
 ENV_COGNITO_JWKS_URL = "COGNITO_JWKS_URL"
+ENV_API_DOCS = "API_DOCS"
+ENV_QUOTA_PAYMENTS_PER_MINUTE = "QUOTA_PAYMENTS_PER_MINUTE"
+ENV_QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY = "QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY"
+ENV_QUOTA_CAMPAIGNS_PER_DAY = "QUOTA_CAMPAIGNS_PER_DAY"
 """Names `app/settings.py` reads besides the contract's (a test keeps them in step)."""
 
 
@@ -106,16 +112,39 @@ def api_problems(cfg: StackConfig) -> list[str]:
     return problems
 
 
-def api_grants(backends: ApiBackends) -> list[Grant]:
-    """Everything the API may do in AWS: its three tables, the payments topic, their keys."""
-    tables = (
-        ("Fundings", backends.fundings_table),
-        ("Payments", backends.payments_table),
-        ("Idempotency", backends.idempotency_table),
-    )
-    grants = [dynamodb_read_write(table.arn, table.index_arns, label=label) for label, table in tables]
-    grants.append(sns_publish(backends.payments_topic.arn, label="Payments"))
-    keys = [*(table.kms_key_arn for _, table in tables), backends.payments_topic.kms_key_arn]
+def api_grants(backends: ApiBackends, access: dict[str, tuple[str, ...]] = ACCESS) -> list[Grant]:
+    """Exactly what the API calls (`app/access.py`): per table its item actions and per index its
+    reads, Publish on the payments topic, and use of those resources' KMS keys. Nothing else: no
+    Scan or DeleteItem on payments, no write it does not make."""
+    tables = {
+        contract.FUNDINGS_TABLE.env_var: ("Fundings", backends.fundings_table),
+        contract.PAYMENTS_TABLE.env_var: ("Payments", backends.payments_table),
+        contract.IDEMPOTENCY_TABLE.env_var: ("Idempotency", backends.idempotency_table),
+    }
+    topics = {contract.ENV_PAYMENTS_TOPIC_ARN: ("Payments", backends.payments_topic)}
+    unknown = sorted(set(access) - set(tables) - set(topics))
+    if unknown:
+        raise ValueError(
+            f"app/access.py ACCESS names {unknown}, which the API layer does not give the service; "
+            f"allowed: {', '.join(sorted({*tables, *topics}))}"
+        )
+    grants: list[Grant] = []
+    keys: list[pulumi.Input[str]] = []
+    for variable, (label, table) in tables.items():
+        if variable not in access:
+            continue
+        on_table = [action for action in access[variable] if "@" not in action]
+        on_indexes: dict[str, list[str]] = {}
+        for action in access[variable]:
+            if "@" in action:
+                name, index = action.split("@", 1)
+                on_indexes.setdefault(index, []).append(name)
+        grants += dynamodb_access(table.arn, on_table, indexes=on_indexes, label=label)
+        keys.append(table.kms_key_arn)
+    for variable, (label, topic) in topics.items():
+        if variable in access:
+            grants.append(sns_access(topic.arn, access[variable], label=label))
+            keys.append(topic.kms_key_arn)
     grants.append(kms_use(keys, label="TablesAndTopic"))
     return grants
 
@@ -155,6 +184,10 @@ def api_environment(cfg: StackConfig, backends: ApiBackends, users: UserPool) ->
         contract.ENV_COGNITO_APP_CLIENT_ID: users.client_id,
         ENV_COGNITO_ISSUER: users.issuer,
         ENV_COGNITO_JWKS_URL: users.jwks_url,
+        ENV_API_DOCS: "true" if cfg.api_docs else "false",
+        ENV_QUOTA_PAYMENTS_PER_MINUTE: str(cfg.quota_payments_per_minute),
+        ENV_QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY: str(cfg.quota_payments_per_campaign_per_day),
+        ENV_QUOTA_CAMPAIGNS_PER_DAY: str(cfg.quota_campaigns_per_day),
     }
 
 

@@ -109,6 +109,8 @@ class Key:
     allowed: str
     check: Callable[[Any], bool] = lambda _value: True
     namespace: str = PROJECT
+    default_text: str = ""
+    """How the README shows a default that depends on other keys (e.g. on the environment)."""
 
     @property
     def full_name(self) -> str:
@@ -402,6 +404,43 @@ KEYS: tuple[Key, ...] = (
         lambda v: 10 <= v <= 2_000_000_000,
     ),
     Key(
+        "apiDocs",
+        "boolean",
+        None,
+        "Serve the API's interactive documents (/docs, /redoc) and /openapi.json. Off on prod: the "
+        "contract is no secret, but a public console invites probing.",
+        "true or false",
+        default_text="true, false when environment is prod",
+    ),
+    Key(
+        "quotaPaymentsPerMinute",
+        "integer",
+        10,
+        "Payments one user may make per minute (every payment costs a gateway authorization: card "
+        "testing). Counted across all API tasks in DynamoDB; beyond it the API answers 429 with "
+        "Retry-After. 0: unlimited.",
+        "a whole number from 0 (unlimited) to 1000000",
+        lambda v: 0 <= v <= 1_000_000,
+    ),
+    Key(
+        "quotaPaymentsPerCampaignPerDay",
+        "integer",
+        20,
+        "Payments one user may make to one campaign per UTC day; beyond it 429 with Retry-After "
+        "(midnight UTC). 0: unlimited.",
+        "a whole number from 0 (unlimited) to 1000000",
+        lambda v: 0 <= v <= 1_000_000,
+    ),
+    Key(
+        "quotaCampaignsPerDay",
+        "integer",
+        10,
+        "Campaigns one user may create per UTC day; beyond it 429 with Retry-After (midnight UTC). "
+        "0: unlimited.",
+        "a whole number from 0 (unlimited) to 1000000",
+        lambda v: 0 <= v <= 1_000_000,
+    ),
+    Key(
         "userPoolMfa",
         "string",
         "OPTIONAL",
@@ -552,6 +591,10 @@ class StackConfig:
     certificate_arn: str
     waf_enabled: bool
     waf_rate_limit: int
+    api_docs: bool
+    quota_payments_per_minute: int
+    quota_payments_per_campaign_per_day: int
+    quota_campaigns_per_day: int
     user_pool_mfa: str
     user_pool_password_auth: bool
     queue_age_alarm_seconds: int
@@ -612,6 +655,8 @@ def parse(stack: str, raw: Mapping[str, str]) -> StackConfig:
                 f"{PROJECT}:environment: not set and stack name '{stack}' is not one of "
                 f"{', '.join(ENVIRONMENTS)}; set it explicitly"
             )
+    if "api_docs" in values and values["api_docs"] is None:
+        values["api_docs"] = values.get("environment") != "prod"
     if values.get("environment") == "prod" and values.get("deletion_protection") is False:
         given = raw.get(f"{PROJECT}:deletionProtection", "(unset, default false)")
         problems.append(
@@ -649,7 +694,12 @@ def markdown_table() -> str:
     """The README's table of config keys, generated from KEYS."""
     rows = ["| key | type | default | meaning | allowed |", "|---|---|---|---|---|"]
     for key in KEYS:
-        default = "(required)" if key.required else ("(stack name)" if key.default is None else key.default)
+        if key.default_text:
+            default = key.default_text
+        else:
+            default = (
+                "(required)" if key.required else ("(stack name)" if key.default is None else key.default)
+            )
         if isinstance(default, bool):
             default = str(default).lower()
         elif default == "":

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app.access import ACCESS
 from app.settings import _ENV_NAME_TO_FIELD
 from components.build_context import context_tag
 from infra.api_service import API_CONTAINER_PORT, API_USER, api_problems
@@ -59,34 +60,78 @@ def test_the_api_gets_exactly_the_environment_app_settings_reads() -> None:
     assert container(s)["secrets"] == []
 
 
-def test_the_task_role_may_use_its_three_tables_the_payments_topic_and_their_keys_only() -> None:
-    s = api_stack("dev")
+def task_role_statements(s: Synthesis) -> dict[str, dict[str, Any]]:
     task_role = s.named("api-task-role")
     (policy,) = [r for r in s.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] == task_role.id]
-    statements = {st["Sid"]: st for st in json.loads(policy.inputs["policy"])["Statement"]}
-    assert set(statements) == {
-        "DynamoDBReadWriteFundings",
-        "DynamoDBReadWritePayments",
-        "DynamoDBReadWriteIdempotency",
-        "SNSPublishPayments",
-        "KMSUseTablesAndTopic",
-    }
-    for label, spec in (
-        ("Fundings", contract.FUNDINGS_TABLE),
-        ("Payments", contract.PAYMENTS_TABLE),
-        ("Idempotency", contract.IDEMPOTENCY_TABLE),
-    ):
-        resources = statements[f"DynamoDBReadWrite{label}"]["Resource"]
-        assert len(resources) == 1 + len(spec.indexes)
-        assert all(r.startswith("arn:aws:dynamodb:") for r in resources)
-        assert {r.split("/index/")[1] for r in resources[1:]} == {i.name for i in spec.indexes}
-    (topic,) = statements["SNSPublishPayments"]["Resource"]
-    assert (
-        topic == {e["name"]: e["value"] for e in container(s)["environment"]}[contract.ENV_PAYMENTS_TOPIC_ARN]
-    )
+    return {st["Sid"]: st for st in json.loads(policy.inputs["policy"])["Statement"]}
+
+
+def test_the_task_role_may_do_exactly_what_app_access_declares() -> None:
+    """Issue 14 item 3: the API could Scan and Delete payments. Its policy now lists, per table,
+    index and topic, exactly the actions app/access.py declares (the calls app/ makes)."""
+    s = api_stack("dev")
+    statements = task_role_statements(s)
+    tables = {r.name: r.outputs for r in s.of_type("crowdfunding:ledger:Table")}
+    env = {e["name"]: e["value"] for e in container(s)["environment"]}
+    granted: dict[str, set[str]] = {}
+    for statement in statements.values():
+        if statement["Sid"] == "KMSUseTablesAndTopic":
+            continue
+        for resource in statement["Resource"]:
+            granted.setdefault(resource, set()).update(statement["Action"])
+    expected: dict[str, set[str]] = {}
+    for spec in (contract.FUNDINGS_TABLE, contract.PAYMENTS_TABLE, contract.IDEMPOTENCY_TABLE):
+        arn = tables[spec.logical_name]["arn"]
+        for action in ACCESS[spec.env_var]:
+            name, _, index = action.partition("@")
+            expected.setdefault(f"{arn}/index/{index}" if index else arn, set()).add(name)
+    expected[env[contract.ENV_PAYMENTS_TOPIC_ARN]] = set(ACCESS[contract.ENV_PAYMENTS_TOPIC_ARN])
+    assert granted == expected
+    payments_arn = tables[contract.PAYMENTS_TABLE.logical_name]["arn"]
+    assert granted[payments_arn] == {"dynamodb:GetItem", "dynamodb:PutItem"}  # no Scan, no DeleteItem
+    assert not [r for r in granted if r.startswith(payments_arn + "/index/")]
+    assert statements["KMSUseTablesAndTopic"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert all(r.startswith("arn:aws:kms:") for r in statements["KMSUseTablesAndTopic"]["Resource"])
     actions = [a for st in statements.values() for a in st["Action"]]
     assert not [a for a in actions if "*" in a]
+
+
+def test_an_access_entry_the_api_layer_cannot_grant_is_named() -> None:
+    from infra.api_service import ApiBackends, api_grants
+
+    backends = ApiBackends(None, None, None, None)  # type: ignore[arg-type]  # never reached
+    with pytest.raises(ValueError, match=r"ACCESS names \['TRANSACTIONS_TABLE'\].*allowed: "):
+        api_grants(backends, {"TRANSACTIONS_TABLE": ("dynamodb:GetItem",)})
+
+
+def test_the_api_gets_its_quotas_and_documents_setting_from_the_stack() -> None:
+    dev = {e["name"]: e["value"] for e in container(api_stack("dev"))["environment"]}
+    prod = {e["name"]: e["value"] for e in container(api_stack("prod"))["environment"]}
+    assert (dev["API_DOCS"], prod["API_DOCS"]) == ("true", "false")
+    for env in (dev, prod):
+        assert (
+            env["QUOTA_PAYMENTS_PER_MINUTE"],
+            env["QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY"],
+            env["QUOTA_CAMPAIGNS_PER_DAY"],
+        ) == ("10", "20", "10")
+    tuned = container(
+        api_stack("dev", **{"crowdfunding:quotaPaymentsPerMinute": 3, "crowdfunding:apiDocs": False})
+    )
+    env = {e["name"]: e["value"] for e in tuned["environment"]}
+    assert (env["QUOTA_PAYMENTS_PER_MINUTE"], env["API_DOCS"]) == ("3", "false")
+
+
+def test_the_apps_defaults_equal_the_stack_configs() -> None:
+    """A task started without the variables (by hand) behaves as a stack with default config."""
+    from app import settings as app_settings
+    from infra.config import KEYS_BY_NAME
+
+    for key, default in (
+        ("quotaPaymentsPerMinute", app_settings.DEFAULT_QUOTA_PAYMENTS_PER_MINUTE),
+        ("quotaPaymentsPerCampaignPerDay", app_settings.DEFAULT_QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY),
+        ("quotaCampaignsPerDay", app_settings.DEFAULT_QUOTA_CAMPAIGNS_PER_DAY),
+    ):
+        assert KEYS_BY_NAME[f"crowdfunding:{key}"].default == default, key
 
 
 def test_dev_runs_one_to_two_small_tasks_without_waf_and_with_optional_mfa() -> None:

@@ -117,3 +117,53 @@ def test_bad_config_stops_the_program_before_any_resource_is_declared() -> None:
 def test_every_key_documents_its_type_default_and_rule() -> None:
     for key in KEYS:
         assert key.doc and key.allowed and key.kind
+
+
+def test_api_docs_default_on_except_on_prod() -> None:
+    assert parse("dev", GOOD).api_docs is True
+    assert parse("local", GOOD).api_docs is True
+    prod = {**GOOD, "crowdfunding:deletionProtection": "true"}
+    assert parse("prod", prod).api_docs is False
+    assert parse("prod", {**prod, "crowdfunding:apiDocs": "true"}).api_docs is True
+    assert parse("dev", {**GOOD, "crowdfunding:apiDocs": "false"}).api_docs is False
+    assert parse("staging", {**prod, "crowdfunding:environment": "prod"}).api_docs is False
+
+
+def test_quota_defaults_and_rules() -> None:
+    cfg = parse("dev", GOOD)
+    assert (
+        cfg.quota_payments_per_minute,
+        cfg.quota_payments_per_campaign_per_day,
+        cfg.quota_campaigns_per_day,
+    ) == (
+        10,
+        20,
+        10,
+    )
+    assert parse("dev", {**GOOD, "crowdfunding:quotaCampaignsPerDay": "0"}).quota_campaigns_per_day == 0
+    found = problems_for(quotaPaymentsPerMinute="-1", quotaCampaignsPerDay="many")
+    assert any(
+        "crowdfunding:quotaPaymentsPerMinute: '-1' is not allowed; allowed: a whole number from 0 (unlimited)"
+        in p
+        for p in found
+    ), found
+    assert any("crowdfunding:quotaCampaignsPerDay: 'many' is not valid" in p for p in found), found
+
+
+def test_the_local_stack_keeps_quotas_generous_for_load_and_fault_runs() -> None:
+    """The embedded benchmark sends 500 payments from one backer to one campaign within seconds."""
+    local = parse("local", read_stack_config("local"))
+    assert local.quota_payments_per_minute >= 10_000
+    assert local.quota_payments_per_campaign_per_day >= 10_000
+    assert local.quota_campaigns_per_day >= 1_000
+    for stack in ("dev", "prod"):
+        cfg = parse(stack, read_stack_config(stack))
+        assert 0 < cfg.quota_payments_per_minute <= 60 and 0 < cfg.quota_campaigns_per_day <= 100
+
+
+def test_the_readme_documents_derived_defaults_and_unlimited_quotas() -> None:
+    from infra.config import markdown_table
+
+    table = markdown_table()
+    assert "| `crowdfunding:apiDocs` | boolean | `true, false when environment is prod` |" in table
+    assert table.count("0: unlimited") == 3
