@@ -183,6 +183,11 @@ def main() -> None:
             contract.ENV_PAYMENTS_TOPIC_ARN: topic_arn,
             contract.ENV_COGNITO_USER_POOL_ID: pool.pool_id,
             contract.ENV_COGNITO_APP_CLIENT_ID: pool.client_id,
+            # One user sends every request: limits high enough never to refuse, still counted (the
+            # quota's conditional UpdateItem is part of what a payment costs).
+            "QUOTA_PAYMENTS_PER_MINUTE": "1000000",
+            "QUOTA_PAYMENTS_PER_CAMPAIGN_PER_DAY": "1000000",
+            "QUOTA_CAMPAIGNS_PER_DAY": "1000000",
         }
         uvicorn = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", str(api_port)]
         uvicorn += ["--no-access-log", "--log-level", "warning"]
