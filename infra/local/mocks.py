@@ -36,6 +36,21 @@ class LocalFunction:
     environment: dict[str, str]
     timeout: int
     memory: int
+    role: str = ""
+    """The execution role's ARN (the function runs with credentials of an assumed session of it)."""
+    reserved_concurrency: int | None = None
+    dead_letter_arn: str | None = None
+    """Where Lambda sends an asynchronous event whose retries all failed (an SQS queue or SNS topic)."""
+
+
+@dataclass
+class LocalRole:
+    """An IAM role as created on the emulator."""
+
+    name: str
+    arn: str
+    assume_role_policy: str
+    """The trust policy: who may assume the role (a service principal for Lambda and ECS)."""
 
 
 @dataclass
@@ -79,6 +94,13 @@ class LocalDeployment:
     """user pool id → its logical name."""
     user_pool_clients: dict[str, str] = field(default_factory=dict)
     """client id → user pool id."""
+    roles: dict[str, LocalRole] = field(default_factory=dict)
+    """role ARN → the role."""
+
+    def role_named(self, name_or_arn: str) -> LocalRole | None:
+        """A role by ARN or name."""
+        found = self.roles.get(name_or_arn)
+        return found or next((r for r in self.roles.values() if r.name == name_or_arn), None)
 
     def function_by_arn(self, arn: str) -> LocalFunction | None:
         """The function a schedule target or mapping refers to."""
@@ -96,6 +118,11 @@ class LocalDeployment:
             "queues": self.queues,
             "userPools": self.user_pools,
             "userPoolClients": self.user_pool_clients,
+            "roles": {arn: vars(role) for arn, role in self.roles.items()},
+            "containers": [
+                {k: c.get(k) for k in ("family", "name", "taskRoleArn", "executionRoleArn")}
+                for c in self.containers
+            ],
         }
 
 
@@ -138,6 +165,10 @@ class EmulatorMocks(pulumi_mocks.Mocks):
             "aws:cloudwatch/eventRule:EventRule": self._rule,
             "aws:cloudwatch/eventTarget:EventTarget": self._target,
             "aws:ecs/taskDefinition:TaskDefinition": self._task_definition,
+            "aws:iam/role:Role": self._role,
+            "aws:iam/rolePolicy:RolePolicy": self._role_policy,
+            "aws:iam/policy:Policy": self._policy,
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment": self._role_policy_attachment,
         }
 
     def client(self, service: str) -> Any:
@@ -387,6 +418,9 @@ class EmulatorMocks(pulumi_mocks.Mocks):
             environment={k: str(v) for k, v in variables.items()},
             timeout=int(inputs.get("timeout") or 3),
             memory=int(inputs.get("memorySize") or 128),
+            role=str(inputs.get("role") or ""),
+            reserved_concurrency=_reserved(inputs.get("reservedConcurrentExecutions")),
+            dead_letter_arn=(inputs.get("deadLetterConfig") or {}).get("targetArn") or None,
         )
         return name, {
             "arn": arn,
@@ -435,10 +469,113 @@ class EmulatorMocks(pulumi_mocks.Mocks):
     def _task_definition(self, args: pulumi_mocks.MockResourceArgs, name: str) -> tuple[str, dict[str, Any]]:
         definitions = _json(args.inputs.get("containerDefinitions") or "[]")
         family = str(args.inputs.get("family") or name)
+        roles = {
+            "taskRoleArn": args.inputs.get("taskRoleArn"),
+            "executionRoleArn": args.inputs.get("executionRoleArn"),
+        }
         for definition in definitions:
-            self.deployment.containers.append({"family": family, **definition})
+            self.deployment.containers.append({"family": family, **roles, **definition})
         arn = self._arn("ecs", f"task-definition/{family}:1")
         return arn, {"arn": arn, "id": arn, "revision": 1, "arnWithoutRevision": arn.rsplit(":", 1)[0]}
+
+    # --- IAM: what the emulator enforces ---------------------------------------------------------
+
+    def _role(self, args: pulumi_mocks.MockResourceArgs, name: str) -> tuple[str, dict[str, Any]]:
+        inputs = args.inputs
+        role_name = _iam_name(str(inputs.get("name") or inputs.get("namePrefix") or args.name))
+        trust = _document(inputs.get("assumeRolePolicy") or "")
+        iam = self.client("iam")
+        request: dict[str, Any] = {"RoleName": role_name, "AssumeRolePolicyDocument": trust}
+        if inputs.get("path"):
+            request["Path"] = str(inputs["path"])
+        if inputs.get("description"):
+            request["Description"] = str(inputs["description"])[:1000]
+        if inputs.get("maxSessionDuration"):
+            request["MaxSessionDuration"] = int(inputs["maxSessionDuration"])
+        role = iam.create_role(**request)["Role"]
+        for inline in inputs.get("inlinePolicies") or []:
+            if inline.get("name") and inline.get("policy"):
+                iam.put_role_policy(
+                    RoleName=role_name,
+                    PolicyName=str(inline["name"]),
+                    PolicyDocument=_document(inline["policy"]),
+                )
+        for policy_arn in inputs.get("managedPolicyArns") or []:
+            self._attach(role_name, str(policy_arn))
+        self.deployment.roles[role["Arn"]] = LocalRole(role_name, role["Arn"], trust)
+        return role_name, {"arn": role["Arn"], "name": role_name, "id": role_name, "uniqueId": role["RoleId"]}
+
+    def _role_policy(self, args: pulumi_mocks.MockResourceArgs, name: str) -> tuple[str, dict[str, Any]]:
+        role_name = _role_name(str(args.inputs["role"]))
+        policy_name = _iam_name(str(args.inputs.get("name") or args.name), limit=128)
+        self.client("iam").put_role_policy(
+            RoleName=role_name, PolicyName=policy_name, PolicyDocument=_document(args.inputs["policy"])
+        )
+        policy_id = f"{role_name}:{policy_name}"
+        return policy_id, {"id": policy_id, "name": policy_name, "role": role_name}
+
+    def _policy(self, args: pulumi_mocks.MockResourceArgs, name: str) -> tuple[str, dict[str, Any]]:
+        inputs = args.inputs
+        request: dict[str, Any] = {
+            "PolicyName": _iam_name(
+                str(inputs.get("name") or inputs.get("namePrefix") or args.name), limit=128
+            ),
+            "PolicyDocument": _document(inputs["policy"]),
+        }
+        if inputs.get("path"):
+            request["Path"] = str(inputs["path"])
+        if inputs.get("description"):
+            request["Description"] = str(inputs["description"])[:1000]
+        policy = self.client("iam").create_policy(**request)["Policy"]
+        return policy["Arn"], {"arn": policy["Arn"], "id": policy["Arn"], "name": policy["PolicyName"]}
+
+    def _role_policy_attachment(
+        self, args: pulumi_mocks.MockResourceArgs, name: str
+    ) -> tuple[str, dict[str, Any]]:
+        role_name = _role_name(str(args.inputs["role"]))
+        policy_arn = str(args.inputs["policyArn"])
+        self._attach(role_name, policy_arn)
+        attachment = f"{role_name}-{policy_arn.rsplit('/', 1)[-1]}"
+        return attachment, {"id": attachment}
+
+    def _attach(self, role_name: str, policy_arn: str) -> None:
+        iam = self.client("iam")
+        try:
+            iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+        except iam.exceptions.NoSuchEntityException:
+            if ":aws:policy/" in policy_arn:
+                raise RuntimeError(
+                    f"role {role_name}: AWS managed policy {policy_arn} is not loaded in the emulator; "
+                    "start it with MOTO_IAM_LOAD_MANAGED_POLICIES=true, or grant exact actions instead"
+                ) from None
+            raise
+
+
+def _document(value: Any) -> str:
+    """A policy document as JSON text (inputs carry it as a string or, rarely, a mapping)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _iam_name(name: str, limit: int = 64) -> str:
+    """An IAM name within the limit (long logical names keep a stable hash suffix)."""
+    if len(name) <= limit:
+        return name
+    import zlib
+
+    return f"{name[: limit - 9]}-{zlib.crc32(name.encode()):08x}"
+
+
+def _role_name(role: str) -> str:
+    """A RolePolicy's `role` input is the role's name (its id), or sometimes its ARN."""
+    return role.rsplit("/", 1)[-1] if role.startswith("arn:") else role
+
+
+def _reserved(value: Any) -> int | None:
+    """Reserved concurrency as the program declares it (-1 or absent: none)."""
+    if value is None:
+        return None
+    number = int(value)
+    return None if number < 0 else number
 
 
 def _attribute(value: Any) -> str:

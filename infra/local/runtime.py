@@ -1,19 +1,39 @@
 """Drive the declared Lambda functions the way AWS does, against the emulator.
 
-- `Fleet` runs each function in its own worker process (`infra.local.worker`) from its
-  packaged archive with exactly its declared environment, plus what Lambda itself sets.
+- `Fleet` runs each function in a pool of execution environments: worker processes
+  (`infra.local.worker`) from the function's packaged archive, with exactly its declared
+  environment plus what Lambda sets, and the credentials of its own execution role (an STS
+  session assumed on the emulator, `RoleSession`). An environment serves one invocation at a
+  time; a busy pool starts another one on demand (a cold start) up to the function's limit
+  (its reserved concurrency, else `FUNCTION_CONCURRENCY`) and reuses idle ones. An environment
+  that dies mid-invocation (`CRASH_RATE`, or a crash of the function) is reported as Lambda
+  reports it (Runtime.ExitError) and replaced; one that runs past its timeout is killed
+  (Sandbox.Timedout).
 - `LambdaApi` answers the Lambda Invoke API on 127.0.0.1, so `boto3.client("lambda").invoke`
-  inside a function (the payment processor calling the gateway) reaches the right worker.
-- `QueuePoller` is an SQS event source mapping: batch size, batching window, partial batch
-  responses; failed records stay on the queue and come back after the visibility timeout
-  (compressed by the time scale), so moto's redrive moves them to the DLQ after
-  maxReceiveCount receives, as SQS does.
-- `Scheduler` fires EventBridge `rate(...)`/`cron(...)` schedules on a compressed clock.
+  inside a function (the payment processor calling the gateway) reaches the right pool. It
+  checks `lambda:InvokeFunction` for the caller's role (through the emulator's gatekeeper, which
+  may also inject a fault) and serves up to `INVOKE_CONCURRENCY` concurrent calls per function,
+  each in its own environment (more wait for a free one).
+- `QueuePoller` is an SQS event source mapping: up to its ScalingConfig maximum concurrency (at
+  least 2; `DEFAULT_MAPPING_CONCURRENCY` when the program sets none) receive-invoke-delete
+  loops, each batch in its own environment, so batches of one queue race as on AWS. It scales
+  out while batches keep coming and back in when the queue is empty (an idle mapping costs one
+  long poll at a time). Batch size, batching window, partial batch responses; failed records
+  come back after the visibility timeout (compressed by the time scale), so the queue's redrive
+  moves them to the DLQ after maxReceiveCount receives, as SQS does. The poller calls SQS with
+  its own session of the function's role (AWS's pollers use the execution role too); faults are
+  never injected into it.
+- `Scheduler` fires EventBridge `rate(...)`/`cron(...)` schedules on a compressed clock, on time
+  even while the previous run is still going (so runs overlap when one is longer than the
+  period, as on AWS). Each firing is an asynchronous invocation: a failed one is retried twice
+  (after 1 and 2 minutes, compressed), then its event goes to the function's dead-letter queue,
+  sent with the function's role as Lambda does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import math
 import os
@@ -30,18 +50,35 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from infra.local.emulator import LOCAL_ACCESS_KEY
+from infra.local.awswire import Rendered
+from infra.local.emulator import local_call
+from infra.local.faults import CRASH_HEADER, CrashPlanner, crash_point_label
 from infra.local.mocks import LocalDeployment, LocalFunction, LocalMapping, LocalSchedule
+from infra.local.zygote import Zygote
 
 LOOPBACK = "127.0.0.1"
 ACCOUNT_ID = "123456789012"
 IDLE_WAIT_SECONDS = 2
 """Long-poll wait of an idle event source mapping (Lambda uses 20 s; shorter stops faster)."""
+DEFAULT_MAPPING_CONCURRENCY = 4
+"""Concurrent batches of a mapping whose program sets no ScalingConfig (AWS scales further; a
+laptop with two cores does not need to)."""
+MIN_MAPPING_CONCURRENCY = 2
+"""AWS's floor for ScalingConfig maximumConcurrency."""
+INVOKE_CONCURRENCY = 8
+"""Concurrent Invoke API calls served per function; more wait for a free environment."""
+FUNCTION_CONCURRENCY = 16
+"""Execution environments per function when the program reserves no concurrency (the local
+stand-in for the account's concurrency limit)."""
+START_TIMEOUT_SECONDS = 60
+ERROR_LOG_INTERVAL_SECONDS = 30.0
+"""An event source mapping logs the same error at most this often."""
 
 
 def free_port() -> int:
@@ -51,18 +88,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def emulator_credentials(endpoint_url: str, region: str) -> dict[str, str]:
-    """The environment every local process gets so boto3 talks to the emulator only."""
-    return {
-        "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": LOCAL_ACCESS_KEY,
-        "AWS_SESSION_TOKEN": LOCAL_ACCESS_KEY,
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-    }
-
-
 def base_process_environment() -> dict[str, str]:
     """The parent's environment without AWS settings (nothing may leak to real AWS)."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PULUMI_"))}
@@ -70,12 +95,241 @@ def base_process_environment() -> dict[str, str]:
     return keep
 
 
-class InvocationError(RuntimeError):
-    """The worker could not be reached or the function timed out on the wire."""
+# --- credentials --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleSession:
+    """Credentials from STS AssumeRole of one role, on the emulator."""
+
+    role_arn: str
+    kind: str
+    """`function` (an execution environment), `api` (the ECS task), `poller` (an event source
+    mapping): the emulator injects AWS faults into `function` and `api` sessions only."""
+    label: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+
+    def environment(self, endpoint_url: str, region: str) -> dict[str, str]:
+        """The variables a process needs to call the emulator as this session."""
+        return {
+            "AWS_ENDPOINT_URL": endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_SESSION_TOKEN": self.session_token,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+        }
+
+    def client(self, service: str, endpoint_url: str, region: str, config: Any = None) -> Any:
+        """A boto3 client signed with this session's credentials."""
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            aws_session_token=self.session_token,
+            region_name=region,
+        ).client(service, endpoint_url=endpoint_url, config=config)
+
+
+_SESSION_NAME = re.compile(r"[^\w+=,.@-]")
+
+
+def assume_role(sts: Any, endpoint_url: str, role_arn: str, kind: str, label: str) -> RoleSession:
+    """AssumeRole `role_arn` (the runner plays the service principal) and register the session."""
+    name = _SESSION_NAME.sub("-", f"{kind}-{label}")[:64]
+    credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=name, DurationSeconds=43200)[
+        "Credentials"
+    ]
+    session = RoleSession(
+        role_arn=role_arn,
+        kind=kind,
+        label=label,
+        access_key_id=credentials["AccessKeyId"],
+        secret_access_key=credentials["SecretAccessKey"],
+        session_token=credentials["SessionToken"],
+    )
+    local_call(
+        endpoint_url, "/_local/sessions", {"accessKeyId": session.access_key_id, "kind": kind, "label": label}
+    )
+    return session
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+class FunctionLog:
+    """Lines the runtime itself writes into a function's log (crashes, mapping errors)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+
+    def write(self, line: str) -> None:
+        """Append one line (the workers append to the same file)."""
+        with self._lock, open(self.path, "a", encoding="utf-8") as out:
+            out.write(line.rstrip("\n") + "\n")
+
+    def write_throttled(self, key: str, line: str) -> None:
+        """Append `line` unless the same `key` was written in the last ERROR_LOG_INTERVAL_SECONDS."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -math.inf) < ERROR_LOG_INTERVAL_SECONDS:
+                return
+            self._last[key] = now
+        self.write(line)
+
+
+# --- execution environments ---------------------------------------------------------------------
+
+
+class EnvironmentStartError(RuntimeError):
+    """A worker process did not come up (its log says why)."""
+
+
+class ProcessHandle(Protocol):
+    """What the fleet needs of a process: a `subprocess.Popen` or a `zygote.ForkedProcess`."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+    def terminate(self) -> None: ...
+
+
+@dataclass
+class Environment:
+    """One execution environment: a worker process serving one invocation at a time."""
+
+    function: str
+    ordinal: int
+    port: int
+    process: ProcessHandle
+    started: float = field(default_factory=time.monotonic)
+
+    def wait_ready(self, deadline: float, log: Path) -> None:
+        """Block until the worker answers (or raise with where to look)."""
+        while True:
+            if self.process.poll() is not None:
+                raise EnvironmentStartError(
+                    f"function {self.function}: worker exited at start-up (status "
+                    f"{self.process.returncode}); see {log}"
+                )
+            try:
+                with urllib.request.urlopen(f"http://{LOOPBACK}:{self.port}/", timeout=2):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException):
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise EnvironmentStartError(
+                        f"function {self.function}: worker did not start within {START_TIMEOUT_SECONDS}s; "
+                        f"see {log}"
+                    ) from None
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Stop the process now."""
+        if self.process.poll() is None:
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+
+
+class FunctionPool:
+    """A function's execution environments: reuse an idle one, else start one, up to `limit`."""
+
+    def __init__(self, function: str, limit: int, spawn: Callable[[int], Environment]) -> None:
+        self.function = function
+        self.limit = limit
+        self._spawn = spawn
+        self._idle: list[Environment] = []
+        self._count = 0
+        self._ordinal = 0
+        self._cond = threading.Condition()
+        self.cold_starts = 0
+
+    def add(self, environment: Environment) -> None:
+        """An environment started outside `acquire` (the one started at start-up)."""
+        with self._cond:
+            self._count += 1
+            self._ordinal = max(self._ordinal, environment.ordinal + 1)
+            self._idle.append(environment)
+            self._cond.notify()
+
+    def next_ordinal(self) -> int:
+        """A fresh environment number (names its code directory)."""
+        with self._cond:
+            self._ordinal += 1
+            return self._ordinal - 1
+
+    def acquire(self) -> tuple[Environment, bool]:
+        """(an environment for one invocation, whether it was a cold start)."""
+        with self._cond:
+            while True:
+                if self._idle:
+                    return self._idle.pop(), False  # the most recently used: warm caches
+                if self._count < self.limit:
+                    self._count += 1
+                    ordinal = self._ordinal
+                    self._ordinal += 1
+                    break
+                self._cond.wait()
+        try:
+            environment = self._spawn(ordinal)
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+        with self._cond:
+            self.cold_starts += 1
+        return environment, True
+
+    def release(self, environment: Environment, alive: bool) -> None:
+        """Give an environment back (or forget a dead one, so the next caller starts a new one)."""
+        with self._cond:
+            if alive:
+                self._idle.append(environment)
+            else:
+                self._count -= 1
+            self._cond.notify()
+
+    @property
+    def size(self) -> int:
+        """Environments alive (idle or busy)."""
+        with self._cond:
+            return self._count
+
+    def stop(self) -> list[Environment]:
+        """Forget every idle environment (busy ones are killed by the fleet)."""
+        with self._cond:
+            idle, self._idle = self._idle, []
+            return idle
+
+
+def _exit_description(returncode: int | None) -> str:
+    if returncode is None:
+        return "Runtime exited without providing a reason"
+    if returncode < 0:
+        import signal
+
+        name = (signal.strsignal(-returncode) or str(-returncode)).lower()  # "killed", as Lambda says
+        return f"Runtime exited with error: signal: {name}"
+    return f"Runtime exited with error: exit status {returncode}"
 
 
 class Fleet:
-    """One worker process per declared function."""
+    """Every declared function, each in its pool of execution environments."""
 
     def __init__(
         self,
@@ -84,22 +338,41 @@ class Fleet:
         lambda_api_url: str,
         workdir: Path,
         overrides: Mapping[str, str] | None = None,
+        sessions: Mapping[str, RoleSession] | None = None,
+        crashes: CrashPlanner | None = None,
+        zygote: Zygote | None = None,
     ) -> None:
         self.deployment = deployment
         self.endpoint_url = endpoint_url
         self.lambda_api_url = lambda_api_url
         self.workdir = workdir
         self.overrides = dict(overrides or {})
-        self.ports: dict[str, int] = {}
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.sessions = dict(sessions or {})
+        self.crashes = crashes or CrashPlanner()
+        self.zygote = zygote
+        """Forks environments with the libraries preloaded; without it each is a fresh process."""
+        self.pools: dict[str, FunctionPool] = {}
+        self.logs: dict[str, FunctionLog] = {}
+        self._lock = threading.Lock()
+        self._busy: dict[int, Environment] = {}
+        self._stopping = False
         self.invocations: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self._locks: dict[str, threading.Lock] = {}
+        self.in_flight: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        self.crashes_injected: Counter[str] = Counter()
+        self.deaths: Counter[str] = Counter()
+        """Environments that died mid-invocation without an injected crash."""
+        self.timeouts: Counter[str] = Counter()
 
     def environment_for(self, function: LocalFunction) -> dict[str, str]:
-        """Declared environment + what the Lambda service sets + emulator endpoints."""
+        """Declared environment + what the Lambda service sets + the role's credentials."""
         env = base_process_environment()
-        env.update(emulator_credentials(self.endpoint_url, self.deployment.region))
+        session = self.sessions.get(function.name)
+        if session is not None:
+            env.update(session.environment(self.endpoint_url, self.deployment.region))
+        else:  # no role to assume (a program without IAM): the function gets no credentials
+            env.update({"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": self.deployment.region})
         env["AWS_ENDPOINT_URL_LAMBDA"] = self.lambda_api_url
         env.update(
             {
@@ -116,56 +389,76 @@ class Fleet:
                 env[key] = value
         return env
 
-    def start(self) -> None:
-        """Start every worker and wait until each answers."""
-        for function in self.deployment.functions.values():
-            if not function.archive or not Path(function.archive).exists():
-                raise FileNotFoundError(f"function {function.name}: archive {function.archive!r} not found")
-            port = free_port()
-            self.ports[function.name] = port
-            self._locks[function.name] = threading.Lock()
-            log = open(self.workdir / f"{function.name}.log", "ab")  # noqa: SIM115 (lives with the process)
-            self.processes[function.name] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "infra.local.worker",
-                    "--name",
-                    function.name,
-                    "--archive",
-                    function.archive,
-                    "--handler",
-                    function.handler,
-                    "--port",
-                    str(port),
-                    "--workdir",
-                    str(self.workdir / "code" / function.name),
-                    "--memory",
-                    str(function.memory),
-                    "--timeout",
-                    str(function.timeout),
-                    "--region",
-                    self.deployment.region,
-                ],
-                env=self.environment_for(function),
+    def log_path(self, name: str) -> Path:
+        """`.run/<function>.log`: every environment of the function appends to it."""
+        return self.workdir / f"{name}.log"
+
+    def _launch(self, function: LocalFunction, ordinal: int) -> Environment:
+        port = free_port()
+        argv = [
+            "--name",
+            function.name,
+            "--archive",
+            function.archive,
+            "--handler",
+            function.handler,
+            "--port",
+            str(port),
+            "--workdir",
+            str(self.workdir / "code" / function.name / str(ordinal)),
+            "--memory",
+            str(function.memory),
+            "--timeout",
+            str(function.timeout),
+            "--region",
+            self.deployment.region,
+        ]
+        env = self.environment_for(function)
+        log_path = self.log_path(function.name)
+        if self.zygote is not None and self.zygote.alive:
+            with contextlib.suppress(OSError):  # the fork server is gone: start a process instead
+                forked = self.zygote.spawn(argv, env, self.workdir, log_path)
+                return Environment(function.name, ordinal, port, forked)
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "infra.local.worker", *argv],
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
+                start_new_session=True,  # Ctrl-C reaches the runner only, which stops everything in order
             )
-        deadline = time.monotonic() + 60
-        for name, port in self.ports.items():
-            while True:
-                if self.processes[name].poll() is not None:
-                    raise RuntimeError(
-                        f"function {name}: worker exited; see {self.workdir / (name + '.log')}"
-                    )
-                try:
-                    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/", timeout=2):
-                        break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"function {name}: worker did not start within 60s") from None
-                    time.sleep(0.1)
+        return Environment(function.name, ordinal, port, process)
+
+    def _spawn(self, function: LocalFunction) -> Callable[[int], Environment]:
+        def spawn(ordinal: int) -> Environment:
+            if self._stopping:
+                raise EnvironmentStartError(f"function {function.name}: the system is stopping")
+            environment = self._launch(function, ordinal)
+            environment.wait_ready(time.monotonic() + START_TIMEOUT_SECONDS, self.log_path(function.name))
+            return environment
+
+        return spawn
+
+    def start(self) -> None:
+        """Start one environment per function, all in parallel, and wait until each answers."""
+        launched = []
+        for function in self.deployment.functions.values():
+            if not function.archive or not Path(function.archive).exists():
+                raise FileNotFoundError(f"function {function.name}: archive {function.archive!r} not found")
+            limit = function.reserved_concurrency or FUNCTION_CONCURRENCY
+            if limit <= 0:
+                raise RuntimeError(
+                    f"function {function.name}: reserved concurrency {limit} means it can never run"
+                )
+            pool = FunctionPool(function.name, limit, self._spawn(function))
+            self.pools[function.name] = pool
+            self.logs[function.name] = FunctionLog(self.log_path(function.name))
+            launched.append((pool, self._launch(function, pool.next_ordinal())))
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        for pool, environment in launched:
+            environment.wait_ready(deadline, self.log_path(pool.function))
+            pool.add(environment)
 
     def resolve(self, name_or_arn: str) -> LocalFunction:
         """A function by name, ARN or qualified ARN."""
@@ -178,35 +471,157 @@ class Fleet:
         return function
 
     def invoke(self, name_or_arn: str, event: Any) -> tuple[Any, bool]:
-        """Run one invocation; returns (payload, function_error)."""
+        """Run one invocation in an environment of the function's pool; (payload, function_error).
+
+        Never raises for what happens inside the environment: a crash, a timeout or a failed
+        cold start comes back as Lambda reports it (an error payload, function_error True).
+        """
         function = self.resolve(name_or_arn)
-        body = json.dumps(event).encode()
-        request = urllib.request.Request(
-            f"http://{LOOPBACK}:{self.ports[function.name]}/invoke", data=body, method="POST"
-        )
-        with self._locks[function.name]:  # one execution environment: one invocation at a time
+        pool = self.pools[function.name]
+        request_id = str(uuid.uuid4())
+        with self._lock:
             self.invocations[function.name] += 1
-            try:
-                with urllib.request.urlopen(request, timeout=function.timeout + 30) as response:
-                    payload = json.loads(response.read() or b"null")
-                    error = response.headers.get("X-Amz-Function-Error") is not None
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        try:
+            environment, _cold = pool.acquire()
+        except EnvironmentStartError as exc:
+            with self._lock:
                 self.errors[function.name] += 1
-                raise InvocationError(f"function {function.name}: {exc}") from exc
-        if error:
-            self.errors[function.name] += 1
+            return {"errorMessage": str(exc), "errorType": "Runtime.Unknown"}, True
+        with self._lock:
+            self.in_flight[function.name] += 1
+            self.peak[function.name] = max(self.peak[function.name], self.in_flight[function.name])
+            self._busy[id(environment)] = environment
+        crash = self.crashes.plan(function.name)
+        alive = True
+        try:
+            payload, error, alive = self._call(function, environment, request_id, event, crash)
+        finally:
+            with self._lock:
+                self.in_flight[function.name] -= 1
+                self._busy.pop(id(environment), None)
+                if error:
+                    self.errors[function.name] += 1
+            pool.release(environment, alive)
         return payload, error
 
+    def _call(
+        self,
+        function: LocalFunction,
+        environment: Environment,
+        request_id: str,
+        event: Any,
+        crash: str | None,
+    ) -> tuple[Any, bool, bool]:
+        """(payload, function_error, environment still alive)."""
+        request = urllib.request.Request(
+            f"http://{LOOPBACK}:{environment.port}/invoke", data=json.dumps(event).encode(), method="POST"
+        )
+        request.add_header("Lambda-Runtime-Aws-Request-Id", request_id)
+        if crash is not None:
+            request.add_header(CRASH_HEADER, crash)
+        try:
+            with urllib.request.urlopen(request, timeout=function.timeout + 1) as response:
+                payload = json.loads(response.read() or b"null")
+                return payload, response.headers.get("X-Amz-Function-Error") is not None, True
+        except TimeoutError:
+            environment.kill()
+            with self._lock:
+                self.timeouts[function.name] += 1
+            message = f"RequestId: {request_id} Error: Task timed out after {function.timeout:.2f} seconds"
+            self.logs[function.name].write(f"{datetime.now(UTC).isoformat()} {message}")
+            return {"errorMessage": message, "errorType": "Sandbox.Timedout"}, True, False
+        except (urllib.error.URLError, ConnectionError, http.client.HTTPException, OSError):
+            pass
+        # The environment went away mid-invocation: as Lambda, report its exit and replace it.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            environment.process.wait(timeout=5)
+        if environment.process.poll() is None:
+            environment.kill()
+        exit_text = _exit_description(environment.process.returncode)
+        with self._lock:
+            if crash is not None:
+                self.crashes_injected[function.name] += 1
+            else:
+                self.deaths[function.name] += 1
+        where = f" (CRASH_RATE: killed {crash_point_label(crash)})" if crash is not None else ""
+        self.logs[function.name].write(
+            f"{datetime.now(UTC).isoformat()} RequestId: {request_id} Error: {exit_text}{where}\n"
+            "Runtime.ExitError"
+        )
+        return (
+            {"errorMessage": f"RequestId: {request_id} Error: {exit_text}", "errorType": "Runtime.ExitError"},
+            True,
+            False,
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Invocations, errors, cold starts, peak concurrency, environments, crashes, timeouts."""
+        with self._lock:
+            return {
+                "invocations": dict(self.invocations),
+                "functionErrors": dict(self.errors),
+                "coldStarts": {name: pool.cold_starts for name, pool in self.pools.items()},
+                "peakConcurrency": dict(self.peak),
+                "environments": {name: pool.size for name, pool in self.pools.items()},
+                "crashes": sum(self.crashes_injected.values()),
+                "crashesByFunction": dict(self.crashes_injected),
+                "environmentDeaths": dict(self.deaths),
+                "timeouts": dict(self.timeouts),
+            }
+
     def stop(self) -> None:
-        """Terminate every worker."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
+        """Terminate every environment."""
+        self._stopping = True
+        environments: list[Environment] = []
+        for pool in self.pools.values():
+            environments += pool.stop()
+        with self._lock:
+            environments += list(self._busy.values())
+        for environment in environments:
+            if environment.process.poll() is None:
+                environment.process.terminate()
+        for environment in environments:
             try:
-                process.wait(timeout=5)
+                environment.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                process.kill()
+                environment.process.kill()
+
+
+# --- the Lambda Invoke API ----------------------------------------------------------------------
+
+Authorizer = Callable[[str, str, str, dict[str, str], bytes, str, str], Rendered | None]
+"""(method, path, query, headers, body, action, resource) → a rendered refusal, or None."""
+
+
+def emulator_authorizer(endpoint_url: str) -> Authorizer:
+    """Screen Invoke API requests through the emulator's gatekeeper (IAM, faults)."""
+    import base64
+
+    def authorize(
+        method: str, path: str, query: str, headers: dict[str, str], body: bytes, action: str, resource: str
+    ) -> Rendered | None:
+        answer = local_call(
+            endpoint_url,
+            "/_local/authorize",
+            {
+                "method": method,
+                "path": path,
+                "query": query,
+                "headers": headers,
+                "body": base64.b64encode(body).decode(),
+                "action": action,
+                "resource": resource,
+            },
+        )
+        if not answer.get("refused"):
+            return None
+        return (
+            int(answer["status"]),
+            [(str(k), str(v)) for k, v in answer["headers"]],
+            base64.b64decode(answer["body"]),
+        )
+
+    return authorize
 
 
 class LambdaApi:
@@ -217,19 +632,36 @@ class LambdaApi:
     def __init__(self, port: int) -> None:
         self.port = port
         self.fleet: Fleet | None = None
+        self.authorize: Authorizer | None = None
         self.stats_provider: Callable[[], dict[str, Any]] | None = None
         self._server: ThreadingHTTPServer | None = None
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._slots_lock = threading.Lock()
 
     @property
     def url(self) -> str:
         """Base URL to use as AWS_ENDPOINT_URL_LAMBDA."""
         return f"http://{LOOPBACK}:{self.port}"
 
+    def slots(self, function: str) -> threading.BoundedSemaphore:
+        """The per-function cap on concurrent Invoke API calls."""
+        with self._slots_lock:
+            if function not in self._slots:
+                self._slots[function] = threading.BoundedSemaphore(INVOKE_CONCURRENCY)
+            return self._slots[function]
+
+    def _invoke(self, function: str, event: Any) -> tuple[Any, bool]:
+        assert self.fleet is not None
+        with self.slots(function):
+            return self.fleet.invoke(function, event)
+
     def start(self) -> None:
         """Serve in a background thread."""
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
@@ -240,60 +672,81 @@ class LambdaApi:
                     self._send(404, {"Type": "User", "message": f"unknown path {self.path}"}, {})
 
             def do_POST(self) -> None:
-                match = LambdaApi._PATH.match(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                path, _, query = self.path.partition("?")
+                match = LambdaApi._PATH.match(path)
                 if not match or api.fleet is None:
                     self._send(404, {"Type": "User", "message": f"unknown path {self.path}"}, {})
                     return
                 name = urllib.parse.unquote(match.group("name"))
                 try:
-                    event = json.loads(raw or b"{}")
                     function = api.fleet.resolve(name)
                 except KeyError:
-                    message = f"Function not found: {name}"
                     self._send(
                         404,
-                        {"Type": "User", "message": message},
+                        {"Type": "User", "message": f"Function not found: {name}"},
                         {"x-amzn-ErrorType": "ResourceNotFoundException"},
                     )
                     return
+                if api.authorize is not None:
+                    refusal = api.authorize(
+                        "POST",
+                        path,
+                        query,
+                        dict(self.headers.items()),
+                        raw,
+                        "lambda:InvokeFunction",
+                        function.arn,
+                    )
+                    if refusal is not None:
+                        status, headers, body = refusal
+                        self._send_raw(status, headers, body)
+                        return
+                try:
+                    event = json.loads(raw or b"{}")
                 except ValueError:
-                    self._send(400, {"Type": "User", "message": "payload is not JSON"}, {})
+                    self._send(
+                        400,
+                        {"Type": "User", "message": "Could not parse request body into json"},
+                        {"x-amzn-ErrorType": "InvalidRequestContentException"},
+                    )
                     return
                 if self.headers.get("X-Amz-Invocation-Type") == "Event":
-                    threading.Thread(
-                        target=api.fleet.invoke, args=(function.name, event), daemon=True
-                    ).start()
+                    threading.Thread(target=api._invoke, args=(function.name, event), daemon=True).start()
                     self._send(202, None, {})
                     return
-                try:
-                    payload, error = api.fleet.invoke(function.name, event)
-                except InvocationError as exc:
-                    self._send(502, {"Type": "Service", "message": str(exc)}, {})
-                    return
-                headers = {"X-Amz-Executed-Version": "$LATEST"}
+                payload, error = api._invoke(function.name, event)
+                answer_headers = {"X-Amz-Executed-Version": "$LATEST"}
                 if error:
-                    headers["X-Amz-Function-Error"] = "Unhandled"
-                self._send(200, payload, headers)
+                    answer_headers["X-Amz-Function-Error"] = "Unhandled"
+                self._send(200, payload, answer_headers)
 
             def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
                 body = b"" if payload is None else json.dumps(payload).encode()
+                self._send_raw(status, [("Content-Type", "application/json"), *headers.items()], body)
+
+            def _send_raw(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                for key, value in headers:
+                    if key.lower() != "content-length":
+                        self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(body)
 
         self._server = ThreadingHTTPServer((LOOPBACK, self.port), Handler)
+        self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         """Stop serving."""
         if self._server:
             self._server.shutdown()
+            self._server.server_close()
+
+
+# --- event source mappings ----------------------------------------------------------------------
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -321,8 +774,15 @@ def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[st
     }
 
 
+def mapping_concurrency(mapping: LocalMapping) -> int:
+    """Concurrent batches of a mapping: its ScalingConfig maximum (at least 2), else the local default."""
+    if mapping.maximum_concurrency is None:
+        return DEFAULT_MAPPING_CONCURRENCY
+    return max(MIN_MAPPING_CONCURRENCY, int(mapping.maximum_concurrency))
+
+
 class QueuePoller(threading.Thread):
-    """One SQS event source mapping."""
+    """One SQS event source mapping: up to `concurrency` receive-invoke-delete loops ("lanes")."""
 
     def __init__(
         self,
@@ -335,6 +795,9 @@ class QueuePoller(threading.Thread):
         time_scale: float,
         duplicate_rate: float = 0.0,
         seed: int | None = None,
+        *,
+        runner_sqs: Any = None,
+        log: FunctionLog | None = None,
     ) -> None:
         super().__init__(daemon=True, name=f"poller-{mapping.function}")
         self.mapping = mapping
@@ -342,14 +805,28 @@ class QueuePoller(threading.Thread):
         self.visibility_timeout = visibility_timeout
         self.fleet = fleet
         self.sqs = sqs
+        """The mapping's own session of the function's role."""
+        self.runner_sqs = runner_sqs or sqs
+        """Used only to inject duplicate deliveries (a runtime fault, not the mapping's call)."""
         self.region = region
         self.time_scale = time_scale
         self.duplicate_rate = duplicate_rate
         self.random = random.Random(seed)
+        self.log = log
+        self.concurrency = mapping_concurrency(mapping)
         self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._lanes = 1
+        self._polling = 0
+        self._busy = 0
+        self._threads: list[threading.Thread] = []
         self.delivered = 0
         self.failed_records = 0
         self.duplicates_sent = 0
+        self.batches = 0
+        self.peak_batches = 0
+        """Most batches of this mapping in flight at once."""
+        self.errors = 0
 
     def _retry_after(self) -> int:
         """Seconds before a failed record is visible again (the visibility timeout, compressed)."""
@@ -390,52 +867,105 @@ class QueuePoller(threading.Thread):
         return messages
 
     def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                messages = self._collect()
-            except Exception:  # emulator going away at shutdown
-                if self.stopping.is_set():
-                    return
-                time.sleep(0.5)
-                continue
-            if not messages:
-                continue
-            records = [_sqs_record(m, self.mapping.queue_arn, self.region) for m in messages]
-            failed: set[str]
-            try:
-                payload, error = self.fleet.invoke(self.mapping.function, {"Records": records})
-            except InvocationError:
-                payload, error = None, True
-            if error:
-                failed = {r["messageId"] for r in records}
-            elif self.mapping.report_batch_item_failures and isinstance(payload, dict):
-                failed = {f["itemIdentifier"] for f in payload.get("batchItemFailures") or []}
-            else:
-                failed = set()
+        self._lane(permanent=True)
+        for thread in list(self._threads):
+            thread.join(timeout=5)
+
+    def _lane(self, permanent: bool) -> None:
+        try:
+            while not self.stopping.is_set():
+                with self._lock:
+                    self._polling += 1
+                try:
+                    messages = self._collect()
+                except Exception as exc:
+                    if self.stopping.is_set():
+                        return
+                    self._report(exc)
+                    time.sleep(1.0)
+                    continue
+                finally:
+                    with self._lock:
+                        self._polling -= 1
+                if not messages:
+                    if permanent:
+                        continue
+                    return  # the queue is drained: scale back in
+                self._scale_out()
+                with self._lock:
+                    self._busy += 1
+                    self.batches += 1
+                    self.peak_batches = max(self.peak_batches, self._busy)
+                try:
+                    self._process(messages)
+                except Exception as exc:  # the records come back after their visibility timeout
+                    self._report(exc)
+                finally:
+                    with self._lock:
+                        self._busy -= 1
+        finally:
+            if not permanent:
+                with self._lock:
+                    self._lanes -= 1
+
+    def _scale_out(self) -> None:
+        """Messages are flowing and no lane is waiting for more: start another, up to the maximum."""
+        with self._lock:
+            if self._polling > 0 or self._lanes >= self.concurrency or self.stopping.is_set():
+                return
+            self._lanes += 1
+            thread = threading.Thread(
+                target=self._lane, args=(False,), daemon=True, name=f"{self.name}-{self._lanes}"
+            )
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _report(self, exc: Exception) -> None:
+        with self._lock:
+            self.errors += 1
+        if self.log is not None:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.log.write_throttled(
+                text,
+                f"{datetime.now(UTC).isoformat()} [event source mapping {self.mapping.queue_arn}] "
+                f"{type(exc).__name__}: {text}",
+            )
+
+    def _process(self, messages: list[dict[str, Any]]) -> None:
+        records = [_sqs_record(m, self.mapping.queue_arn, self.region) for m in messages]
+        failed: set[str]
+        payload, error = self.fleet.invoke(self.mapping.function, {"Records": records})
+        if error:
+            failed = {r["messageId"] for r in records}
+        elif self.mapping.report_batch_item_failures and isinstance(payload, dict):
+            failed = {f["itemIdentifier"] for f in payload.get("batchItemFailures") or []}
+        else:
+            failed = set()
+        with self._lock:
             self.delivered += len(records)
             self.failed_records += len(failed)
-            done = [m for m in messages if m["MessageId"] not in failed]
-            for start in range(0, len(done), 10):
-                chunk = done[start : start + 10]
-                self.sqs.delete_message_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
-                    ],
-                )
-            retry_after = self._retry_after()
-            for message in messages:
-                if message["MessageId"] in failed:
-                    with contextlib.suppress(Exception):
-                        self.sqs.change_message_visibility(
-                            QueueUrl=self.queue_url,
-                            ReceiptHandle=message["ReceiptHandle"],
-                            VisibilityTimeout=retry_after,
-                        )
-            if self.duplicate_rate:
-                for message in done:
-                    if self.random.random() < self.duplicate_rate:
-                        self._redeliver(message)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            chunk = done[start : start + 10]
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
+        retry_after = self._retry_after()
+        for message in messages:
+            if message["MessageId"] in failed:
+                with contextlib.suppress(Exception):
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=retry_after,
+                    )
+        if self.duplicate_rate:
+            for message in done:
+                with self._lock:
+                    duplicate = self.random.random() < self.duplicate_rate
+                if duplicate:
+                    self._redeliver(message)
 
     def _redeliver(self, message: dict[str, Any]) -> None:
         """At-least-once delivery: put an identical copy back on the queue."""
@@ -443,11 +973,14 @@ class QueuePoller(threading.Thread):
             name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
             for name, value in (message.get("MessageAttributes") or {}).items()
         }
-        self.sqs.send_message(
+        self.runner_sqs.send_message(
             QueueUrl=self.queue_url, MessageBody=message["Body"], MessageAttributes=attributes
         )
-        self.duplicates_sent += 1
+        with self._lock:
+            self.duplicates_sent += 1
 
+
+# --- schedules ----------------------------------------------------------------------------------
 
 _RATE = re.compile(r"^rate\((?P<n>\d+)\s+(?P<unit>minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -463,17 +996,38 @@ def schedule_period(expression: str) -> float:
     raise ValueError(f"unsupported schedule expression {expression!r}")
 
 
-class Scheduler(threading.Thread):
-    """Fires scheduled functions on a compressed clock (period ÷ time scale)."""
+ASYNC_RETRY_DELAYS_SECONDS = (60, 120)
+"""Lambda retries a failed asynchronous invocation twice: after one minute, then two."""
 
-    def __init__(self, schedules: list[LocalSchedule], fleet: Fleet, region: str, time_scale: float) -> None:
+DeadLetter = Callable[[LocalFunction, Any, Any], None]
+"""(function, event, error payload) → send the event to the function's dead-letter target."""
+
+
+class Scheduler(threading.Thread):
+    """Fires scheduled functions on a compressed clock (period ÷ time scale), overlapping runs."""
+
+    def __init__(
+        self,
+        schedules: list[LocalSchedule],
+        fleet: Fleet,
+        region: str,
+        time_scale: float,
+        dead_letter: DeadLetter | None = None,
+    ) -> None:
         super().__init__(daemon=True, name="scheduler")
         self.schedules = [s for s in schedules if s.function_arn]
         self.fleet = fleet
         self.region = region
         self.time_scale = time_scale
+        self.dead_letter = dead_letter
         self.stopping = threading.Event()
         self.fired: Counter[str] = Counter()
+        self.retried: Counter[str] = Counter()
+        self.dead_lettered: Counter[str] = Counter()
+        self.overlaps: Counter[str] = Counter()
+        """Firings that started while the same schedule's previous run was still going."""
+        self._running: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     def event_for(self, schedule: LocalSchedule) -> Any:
         """The event EventBridge sends (or the target's constant input)."""
@@ -492,12 +1046,32 @@ class Scheduler(threading.Thread):
         }
 
     def fire(self, schedule: LocalSchedule) -> None:
-        """Invoke one schedule's function now."""
+        """One asynchronous invocation of the schedule's function: retried twice on a function
+        error, then dead-lettered (errors are counted on the fleet)."""
         assert schedule.function_arn is not None
-        self.fired[schedule.rule] += 1
-        # A failed invocation is counted on the fleet; the next tick runs it again, as the schedule would.
-        with contextlib.suppress(InvocationError):
-            self.fleet.invoke(schedule.function_arn, self.event_for(schedule))
+        with self._lock:
+            self.fired[schedule.rule] += 1
+            if self._running[schedule.rule]:
+                self.overlaps[schedule.rule] += 1
+            self._running[schedule.rule] += 1
+        event = self.event_for(schedule)
+        try:
+            payload, error = self.fleet.invoke(schedule.function_arn, event)
+            for delay in ASYNC_RETRY_DELAYS_SECONDS:
+                if not error or self.stopping.wait(delay / self.time_scale):
+                    break
+                with self._lock:
+                    self.retried[schedule.rule] += 1
+                payload, error = self.fleet.invoke(schedule.function_arn, event)
+            if error and not self.stopping.is_set() and self.dead_letter is not None:
+                function = self.fleet.resolve(schedule.function_arn)
+                if function.dead_letter_arn:
+                    with self._lock:
+                        self.dead_lettered[schedule.rule] += 1
+                    self.dead_letter(function, event, payload)
+        finally:
+            with self._lock:
+                self._running[schedule.rule] -= 1
 
     def run(self) -> None:
         next_due = {
@@ -508,7 +1082,10 @@ class Scheduler(threading.Thread):
             for schedule in self.schedules:
                 if now >= next_due[schedule.rule]:
                     next_due[schedule.rule] = now + schedule_period(schedule.expression) / self.time_scale
-                    self.fire(schedule)
+                    # EventBridge fires on time whether or not the previous run has finished.
+                    threading.Thread(
+                        target=self.fire, args=(schedule,), daemon=True, name=f"schedule-{schedule.rule}"
+                    ).start()
 
 
 def queue_visibility(sqs: Any, url: str) -> int:

@@ -6,6 +6,8 @@ benchmark, so all of them run exactly the same thing.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import re
@@ -16,24 +18,35 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.local.emulator import emulator_client, read_calls, wait_until_ready
-from infra.local.mocks import EmulatorMocks, LocalDeployment
+from botocore.exceptions import ClientError
+
+from infra.local.access import trusts_service
+from infra.local.emulator import emulator_client, local_call, read_calls, wait_until_ready
+from infra.local.faults import CrashPlanner, check_rate
+from infra.local.mocks import EmulatorMocks, LocalDeployment, LocalFunction
 from infra.local.runtime import (
     LOOPBACK,
     Fleet,
+    FunctionLog,
     LambdaApi,
     QueuePoller,
+    RoleSession,
     Scheduler,
+    assume_role,
     base_process_environment,
-    emulator_credentials,
+    emulator_authorizer,
     free_port,
+    mapping_concurrency,
     queue_visibility,
 )
+from infra.local.zygote import Zygote
 from infra.synth import REPO_ROOT, Synthesis, read_stack_config, synthesize
 
 LOCAL_STACK = "local"
@@ -55,14 +68,30 @@ class SystemOptions:
     duplicate_rate: float = 0.0
     """Probability that a processed message is delivered again (at-least-once delivery faults)."""
     seed: int | None = None
+    """Seed of the duplicate deliveries (default: `fault_seed`)."""
+    aws_fault_rate: float = 0.0
+    """Share of the functions' and the API's AWS calls that fail as AWS fails them (throttling, 5xx)."""
+    crash_rate: float = 0.0
+    """Share of invocations whose execution environment is killed mid-invocation."""
+    fault_seed: int = 0
+    """Seed of every injected fault (AWS faults, crashes, duplicates): same seed, same faults."""
     gateway: dict[str, str] = field(default_factory=dict)
     """Overrides of the payment gateway's PG_* settings for this run."""
     workdir: Path = REPO_ROOT / ".run"
     state_file: Path | None = STATE_FILE
 
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("DUPLICATE_RATE", self.duplicate_rate),
+            ("AWS_FAULT_RATE", self.aws_fault_rate),
+            ("CRASH_RATE", self.crash_rate),
+        ):
+            check_rate(name, value)
+
     @classmethod
     def from_environment(cls) -> SystemOptions:
-        """Options from EMULATOR_PORT, PORT, TIME_SCALE, DUPLICATE_RATE and PG_* variables."""
+        """Options from EMULATOR_PORT, PORT, TIME_SCALE, DUPLICATE_RATE, AWS_FAULT_RATE, CRASH_RATE,
+        FAULT_SEED and PG_* variables."""
 
         def number(name: str, default: float, cast: Callable[[str], Any] = float) -> Any:
             raw = os.environ.get(name)
@@ -73,13 +102,19 @@ class SystemOptions:
             except ValueError:
                 raise SystemExit(f"error: {name}={raw!r} is not a valid number") from None
 
-        return cls(
-            emulator_port=number("EMULATOR_PORT", 4566, int),
-            api_port=number("PORT", 8080, int),
-            time_scale=number("TIME_SCALE", 60.0),
-            duplicate_rate=number("DUPLICATE_RATE", 0.0),
-            gateway={k: os.environ[k] for k in GATEWAY_OVERRIDES if os.environ.get(k)},
-        )
+        try:
+            return cls(
+                emulator_port=number("EMULATOR_PORT", 4566, int),
+                api_port=number("PORT", 8080, int),
+                time_scale=number("TIME_SCALE", 60.0),
+                duplicate_rate=number("DUPLICATE_RATE", 0.0),
+                aws_fault_rate=number("AWS_FAULT_RATE", 0.0),
+                crash_rate=number("CRASH_RATE", 0.0),
+                fault_seed=number("FAULT_SEED", 0, int),
+                gateway={k: os.environ[k] for k in GATEWAY_OVERRIDES if os.environ.get(k)},
+            )
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
 
 
 def _port_is_free(port: int) -> bool:
@@ -101,10 +136,16 @@ class LocalSystem:
         self.deployment: LocalDeployment | None = None
         self.synthesis: Synthesis | None = None
         self.fleet: Fleet | None = None
+        self.sessions: dict[str, RoleSession] = {}
+        """function name → its execution environments' session; "api" → the ECS task's."""
+        self.poller_sessions: dict[str, RoleSession] = {}
+        self.service_sessions: dict[str, RoleSession] = {}
+        """function name → the session Lambda uses to dead-letter its failed asynchronous events."""
         self.lambda_api: LambdaApi | None = None
         self.pollers: list[QueuePoller] = []
         self.scheduler: Scheduler | None = None
         self._emulator: subprocess.Popen[bytes] | None = None
+        self._zygote: Zygote | None = None
         self._api: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.ready_seconds = 0.0
@@ -130,10 +171,14 @@ class LocalSystem:
                     f"port {port} on {LOOPBACK} is in use; stop what uses it or set {what}=<port>"
                 )
         try:
+            # Started first, each in its own process, so their imports overlap the deployment.
+            self._zygote = Zygote(base_process_environment(), workdir / "zygote.log")
             self._start_emulator(workdir)
             self._deploy()
+            self._enforce_iam()
+            self._launch_api(workdir)
             self._start_functions(workdir)
-            self._start_api(workdir)
+            self._wait_for_api(workdir)
         except BaseException:
             self.stop()
             raise
@@ -148,11 +193,13 @@ class LocalSystem:
             env=base_process_environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the runner only, which stops everything in order
         )
-        wait_until_ready(self.emulator_url)
 
     def _deploy(self) -> None:
         self.progress(f"running the infra program for stack '{LOCAL_STACK}' onto the emulator …")
+        importlib.import_module("infra.stack")  # the program's imports, while the emulator boots
+        wait_until_ready(self.emulator_url)
         mocks = EmulatorMocks(self.emulator_url, self.region)
         self.synthesis = synthesize(LOCAL_STACK, mocks=mocks)
         self.deployment = mocks.deployment
@@ -162,39 +209,131 @@ class LocalSystem:
             f"  {created} resources created on the emulator; {recorded} with no local meaning recorded"
         )
 
+    def _enforce_iam(self) -> None:
+        """Bootstrap is done: enforce IAM, then give every function, mapping and the API a session
+        of its own role (the runner plays the service principal each role trusts)."""
+        assert self.deployment is not None
+        deployment = self.deployment
+        status = local_call(self.emulator_url, "/_local/auth", {"enforce": True})
+        if not status.get("enforcing"):
+            raise RuntimeError(f"the emulator did not switch IAM enforcement on: {status}")
+        local_call(
+            self.emulator_url,
+            "/_local/faults",
+            {"rate": self.options.aws_fault_rate, "seed": self.options.fault_seed},
+        )
+        # Validate every trust first (clear errors before anything runs), then assume in parallel.
+        wanted: list[tuple[dict[str, RoleSession], str, str, str, str]] = []
+        for function in deployment.functions.values():
+            role = deployment.role_named(function.role)
+            if role is None:
+                raise RuntimeError(
+                    f"function {function.name}: its execution role {function.role or '(none)'} is not "
+                    "declared by the program; give the function resource a `role` the program creates"
+                )
+            if not trusts_service(role.assume_role_policy, "lambda.amazonaws.com"):
+                raise RuntimeError(
+                    f"function {function.name}: role {role.name} does not trust lambda.amazonaws.com "
+                    "(its assume-role policy), so Lambda could not assume it on AWS either; allow "
+                    "sts:AssumeRole for the service principal lambda.amazonaws.com"
+                )
+            wanted.append((self.sessions, function.name, role.arn, "function", function.name))
+            if function.dead_letter_arn:  # Lambda itself sends failed async events there, as the role
+                wanted.append((self.service_sessions, function.name, role.arn, "service", function.name))
+        for mapping in deployment.mappings:
+            consumer = deployment.functions.get(mapping.function)
+            if consumer is None:
+                raise RuntimeError(f"event source mapping of {mapping.function}: no such function")
+            wanted.append(
+                (self.poller_sessions, mapping.queue_arn, consumer.role, "poller", mapping.function)
+            )
+        container = self._api_container()
+        task_role = deployment.role_named(str(container.get("taskRoleArn") or ""))
+        if task_role is None:
+            raise RuntimeError(
+                f"the ECS task definition {container.get('family')} declares no task role the program "
+                "creates (taskRoleArn): the API would have no AWS credentials"
+            )
+        if not trusts_service(task_role.assume_role_policy, "ecs-tasks.amazonaws.com"):
+            raise RuntimeError(
+                f"the API's task role {task_role.name} does not trust ecs-tasks.amazonaws.com, so ECS "
+                "could not assume it on AWS either; allow sts:AssumeRole for that service principal"
+            )
+        wanted.append((self.sessions, "api", task_role.arn, "api", str(container.get("family") or "api")))
+        sts = emulator_client("sts", self.emulator_url, self.region)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assumed = pool.map(lambda w: assume_role(sts, self.emulator_url, w[2], w[3], w[4]), wanted)
+            for (into, key, *_), session in zip(wanted, assumed, strict=True):
+                into[key] = session
+        self.progress(
+            f"  IAM enforced: {len(deployment.functions)} functions, {len(deployment.mappings)} event "
+            "source mappings and the API each run with a session of their own role"
+        )
+
     def _start_functions(self, workdir: Path) -> None:
         assert self.deployment is not None
         deployment = self.deployment
         self.lambda_api = LambdaApi(free_port())
+        self.lambda_api.authorize = emulator_authorizer(self.emulator_url)
         self.lambda_api.start()
-        self.fleet = Fleet(deployment, self.emulator_url, self.lambda_api.url, workdir, self.options.gateway)
+        self.fleet = Fleet(
+            deployment,
+            self.emulator_url,
+            self.lambda_api.url,
+            workdir,
+            self.options.gateway,
+            sessions=self.sessions,
+            crashes=CrashPlanner(self.options.crash_rate, self.options.fault_seed),
+            zygote=self._zygote if self._zygote and self._zygote.wait_ready(30) else None,
+        )
         self.lambda_api.fleet = self.fleet
         self.lambda_api.stats_provider = self.stats
         names = ", ".join(sorted(deployment.functions))
         self.progress(f"starting {len(deployment.functions)} functions from their archives: {names} …")
         self.fleet.start()
-        sqs = emulator_client("sqs", self.emulator_url, self.region)
+        from botocore.config import Config
+
+        runner_sqs = emulator_client("sqs", self.emulator_url, self.region)
+        seed = self.options.fault_seed if self.options.seed is None else self.options.seed
         for index, mapping in enumerate(deployment.mappings):
             url = deployment.queues.get(mapping.queue_arn)
             if url is None:
                 raise RuntimeError(
                     f"event source mapping of {mapping.function}: no queue {mapping.queue_arn}"
                 )
+            concurrency = mapping_concurrency(mapping)
+            poller_sqs = self.poller_sessions[mapping.queue_arn].client(
+                "sqs", self.emulator_url, self.region, Config(max_pool_connections=concurrency + 2)
+            )
+            try:  # as AWS's mapping does, with the function's role
+                visibility = queue_visibility(poller_sqs, url)
+            except ClientError as exc:
+                raise RuntimeError(
+                    f"event source mapping of {mapping.function}: its role cannot read the queue's "
+                    f"attributes ({exc}); AWS would refuse the mapping: grant sqs:GetQueueAttributes "
+                    f"on {mapping.queue_arn}"
+                ) from None
             poller = QueuePoller(
                 mapping,
                 url,
-                queue_visibility(sqs, url),
+                visibility,
                 self.fleet,
-                emulator_client("sqs", self.emulator_url, self.region),
+                poller_sqs,
                 self.region,
                 self.options.time_scale,
                 self.options.duplicate_rate,
-                None if self.options.seed is None else self.options.seed + index,
+                seed + index,
+                runner_sqs=runner_sqs,
+                log=FunctionLog(self.fleet.log_path(mapping.function)),
             )
             poller.start()
             self.pollers.append(poller)
         self.scheduler = Scheduler(
-            list(deployment.schedules.values()), self.fleet, self.region, self.options.time_scale
+            list(deployment.schedules.values()),
+            self.fleet,
+            self.region,
+            self.options.time_scale,
+            dead_letter=self._dead_letter,
         )
         self.scheduler.start()
         self.progress(
@@ -202,17 +341,51 @@ class LocalSystem:
             f"running (time scale x{self.options.time_scale:g})"
         )
 
-    def api_environment(self) -> dict[str, str]:
-        """Exactly the environment the ECS task definition declares, plus the emulator endpoint."""
+    def _dead_letter(self, function: LocalFunction, event: Any, error: Any) -> None:
+        """Send a failed asynchronous event to the function's dead-letter target, as Lambda does."""
+        assert self.deployment is not None and self.fleet is not None
+        session = self.service_sessions[function.name]
+        target = str(function.dead_letter_arn)
+        message = str((error or {}).get("errorMessage") if isinstance(error, dict) else error)[:1000]
+        attributes = {
+            "RequestID": {"DataType": "String", "StringValue": str(uuid.uuid4())},
+            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+            "ErrorMessage": {"DataType": "String", "StringValue": message or "Unhandled"},
+        }
+        try:
+            if ":sqs:" in target:
+                session.client("sqs", self.emulator_url, self.region).send_message(
+                    QueueUrl=self.deployment.queues[target],
+                    MessageBody=json.dumps(event),
+                    MessageAttributes=attributes,
+                )
+            else:
+                session.client("sns", self.emulator_url, self.region).publish(
+                    TopicArn=target, Message=json.dumps(event), MessageAttributes=attributes
+                )
+        except (ClientError, KeyError) as exc:
+            self.fleet.logs[function.name].write(
+                f"Lambda could not send the failed event to the dead-letter target {target}: {exc}"
+            )
+
+    def _api_container(self) -> dict[str, Any]:
         assert self.deployment is not None
         containers = [
             c for c in self.deployment.containers if c.get("portMappings")
         ] or self.deployment.containers
         if not containers:
             raise RuntimeError("the program declares no ECS task definition: nothing to serve the API")
-        container = containers[0]
+        return containers[0]
+
+    def api_environment(self) -> dict[str, str]:
+        """Exactly the environment the ECS task definition declares, the emulator endpoint and the
+        credentials of a session of the task role."""
+        container = self._api_container()
         env = base_process_environment()
-        env.update(emulator_credentials(self.emulator_url, self.region))
+        session = self.sessions.get("api")
+        if session is None:
+            raise RuntimeError("the API has no task role session: start the system with start()")
+        env.update(session.environment(self.emulator_url, self.region))
         for item in container.get("environment") or []:
             env[item["name"]] = _to_emulator(str(item["value"]), self.emulator_url)
         if container.get("secrets"):
@@ -221,7 +394,7 @@ class LocalSystem:
         env["PORT"] = str(self.options.api_port)
         return env
 
-    def _start_api(self, workdir: Path) -> None:
+    def _launch_api(self, workdir: Path) -> None:
         self.progress(f"serving the API (app.main:app) on {self.api_url} …")
         log = open(workdir / "api.log", "ab")  # noqa: SIM115 (lives with the process)
         self._api = subprocess.Popen(
@@ -235,12 +408,17 @@ class LocalSystem:
                 "--port",
                 str(self.options.api_port),
                 "--no-access-log",
+                "--no-server-header",
             ],
             env=self.api_environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
+            start_new_session=True,
         )
+
+    def _wait_for_api(self, workdir: Path) -> None:
+        assert self._api is not None
         deadline = time.monotonic() + 60
         while True:
             if self._api.poll() is not None:
@@ -251,7 +429,18 @@ class LocalSystem:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:
                     raise TimeoutError("the API did not become healthy within 60s") from None
-                time.sleep(0.2)
+                time.sleep(0.1)
+
+    def iam_report(self) -> str:
+        """Per role: granted vs used during the run, unused grants flagged (see iam_report.py)."""
+        from infra.local.iam_report import report_text
+
+        if self.deployment is None or self._emulator is None or self._emulator.poll() is not None:
+            return "IAM report: the emulator is not running"
+        try:
+            return report_text(self.emulator_url, self.deployment.to_json())
+        except (OSError, ValueError) as exc:
+            return f"IAM report unavailable: {exc}"
 
     def stop(self) -> None:
         """Stop every process and thread this system started."""
@@ -268,6 +457,8 @@ class LocalSystem:
                     process.kill()
         if self.fleet:
             self.fleet.stop()
+        if self._zygote:
+            self._zygote.close()
         if self.lambda_api:
             self.lambda_api.stop()
         for poller in self.pollers:
@@ -309,20 +500,60 @@ class LocalSystem:
             "clientId": client_id,
             "lambdaApi": self.lambda_api.url if self.lambda_api else None,
             "readySeconds": round(self.ready_seconds, 2),
+            "iamEnforced": True,
+            "faults": {
+                "awsFaultRate": self.options.aws_fault_rate,
+                "crashRate": self.options.crash_rate,
+                "duplicateRate": self.options.duplicate_rate,
+                "faultSeed": self.options.fault_seed,
+                "gateway": self.options.gateway,
+            },
             "deployment": self.deployment.to_json(),
         }
 
     def stats(self) -> dict[str, Any]:
-        """Invocations, function errors, retried records and injected duplicates so far."""
-        fleet = self.fleet
-        return {
-            "invocations": dict(fleet.invocations) if fleet else {},
-            "functionErrors": dict(fleet.errors) if fleet else {},
-            "recordsRetried": {p.mapping.function: p.failed_records for p in self.pollers},
-            "recordsDelivered": {p.mapping.function: p.delivered for p in self.pollers},
-            "duplicatesInjected": sum(p.duplicates_sent for p in self.pollers),
-            "schedulesFired": dict(self.scheduler.fired) if self.scheduler else {},
+        """What ran and what was injected so far.
+
+        Invocations, function errors, cold starts, peak concurrent invocations and live
+        environments per function; per mapping (by function) records delivered and retried and
+        the peak of concurrent batches; schedules fired (and overlapping runs); crashes injected
+        (and unplanned environment deaths, timeouts); duplicates injected; AWS faults injected
+        (total and by service:Code); AccessDenied answers per role; whether IAM is enforced.
+        """
+        stats: dict[str, Any] = {
+            "invocations": {},
+            "functionErrors": {},
+            "coldStarts": {},
+            "peakConcurrency": {},
+            "environments": {},
+            "crashes": 0,
+            "crashesByFunction": {},
+            "environmentDeaths": {},
+            "timeouts": {},
         }
+        if self.fleet:
+            stats.update(self.fleet.stats())
+        stats.update(
+            {
+                "recordsRetried": {p.mapping.function: p.failed_records for p in self.pollers},
+                "recordsDelivered": {p.mapping.function: p.delivered for p in self.pollers},
+                "mappingPeakConcurrency": {p.mapping.function: p.peak_batches for p in self.pollers},
+                "mappingErrors": {p.mapping.function: p.errors for p in self.pollers},
+                "duplicatesInjected": sum(p.duplicates_sent for p in self.pollers),
+                "schedulesFired": dict(self.scheduler.fired) if self.scheduler else {},
+                "scheduleOverlaps": dict(self.scheduler.overlaps) if self.scheduler else {},
+                "scheduleRetries": dict(self.scheduler.retried) if self.scheduler else {},
+                "deadLettered": dict(self.scheduler.dead_lettered) if self.scheduler else {},
+                "awsFaultsInjected": 0,
+                "awsFaultsByCode": {},
+                "accessDenied": {},
+                "iamEnforced": False,
+            }
+        )
+        if self._emulator is not None and self._emulator.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                stats.update(local_call(self.emulator_url, "/_local/stats", timeout=5))
+        return stats
 
     def _write_state(self) -> None:
         if self.options.state_file:
@@ -350,10 +581,28 @@ def _to_emulator(value: str, emulator_url: str) -> str:
     return f"{emulator_url}/{match['pool']}/.well-known/jwks.json" if match else value
 
 
+def fault_summary(options: SystemOptions) -> str:
+    """The fault knobs of a run, as `make run` takes them."""
+    knobs = [
+        f"AWS_FAULT_RATE={options.aws_fault_rate:g}",
+        f"CRASH_RATE={options.crash_rate:g}",
+        f"DUPLICATE_RATE={options.duplicate_rate:g}",
+        f"FAULT_SEED={options.fault_seed}",
+    ]
+    gateway = (
+        " ".join(f"{k}={v}" for k, v in sorted(options.gateway.items()))
+        or "gateway as the stack configures it"
+    )
+    return f"{' '.join(knobs)}; {gateway}"
+
+
 def banner(system: LocalSystem) -> str:
     """The ready banner `make run` prints."""
     assert system.deployment is not None
     functions = ", ".join(sorted(system.deployment.functions))
+    concurrency = ", ".join(
+        f"{m.function.removesuffix('-function')} {mapping_concurrency(m)}" for m in system.deployment.mappings
+    )
     return "\n".join(
         [
             "",
@@ -362,9 +611,13 @@ def banner(system: LocalSystem) -> str:
             f"  API docs      {system.api_url}/docs",
             f"  AWS emulator  {system.emulator_url}      (moto; AWS_ENDPOINT_URL={system.emulator_url})",
             f"  functions     {functions}",
+            f"  concurrency   batches at once per queue: {concurrency}",
+            "  IAM           enforced: each function, its queue poller and the API call AWS as their own "
+            "role; a missing grant fails with AccessDenied in .run/<function>.log",
+            f"  faults        {fault_summary(system.options)}",
             "  get a token   make token USER=alice     (then: -H 'Authorization: Bearer <token>')",
-            "  watch events  make demo    |    tail -f .run/*.log",
-            "Ctrl-C stops everything.",
+            "  watch events  make demo    |    tail -f .run/*.log    |    make iam-report",
+            "Ctrl-C stops everything (and prints the IAM report: grants used and unused per role).",
             "",
         ]
     )
@@ -392,6 +645,7 @@ def run_forever(options: SystemOptions) -> int:
         system.stop()
         return 1
     print("stopping …", flush=True)
+    print(system.iam_report(), flush=True)
     system.stop()
     print("stopped; nothing left running.", flush=True)
     return 0
