@@ -1,9 +1,10 @@
 """books_auditor (scheduled): check every campaign's books from the tables and the ledger.
 
 Trigger: EventBridge schedule (the event's content is not used). Out: a log line per finding
-and EMF metrics, one per finding kind (0 included, so the alarms on them always see data), plus
-CampaignsAudited and AuditsCompleted (1 when every campaign in scope was audited: the alarm on
-its absence says the books are no longer being checked). It writes nothing.
+and EMF metrics: one per finding kind and BooksFindings, their total (0 included, so the alarm
+on it always sees data), plus CampaignsAudited and AuditsCompleted (1 when every campaign in
+scope was audited: the alarm on its absence says the books are no longer being checked). It
+writes nothing.
 
 The rules are `lambdas.shared.books` (the same ones `make audit` runs). Which campaigns, and why
 that is bounded:
@@ -173,6 +174,7 @@ def _log_findings(findings: list[Finding]) -> None:
 def _emit(findings: list[Finding], audited: int, complete: bool) -> None:
     for metric, value in finding_counts(findings).items():
         metrics.add_metric(name=str(metric), unit=MetricUnit.Count, value=value)
+    metrics.add_metric(name=str(Metric.BOOKS_FINDINGS), unit=MetricUnit.Count, value=len(findings))
     metrics.add_metric(name=str(Metric.CAMPAIGNS_AUDITED), unit=MetricUnit.Count, value=audited)
     metrics.add_metric(name=str(Metric.AUDITS_COMPLETED), unit=MetricUnit.Count, value=1 if complete else 0)
     metrics.flush_metrics()

@@ -350,6 +350,7 @@ class Metric(StrEnum):
     REFUNDS_OVERDUE = "RefundsOverdue"  # failed/deleted campaigns still holding captured money
     CAMPAIGNS_AUDITED = "CampaignsAudited"
     AUDITS_COMPLETED = "AuditsCompleted"  # 1 per run that audited every campaign in scope
+    BOOKS_FINDINGS = "BooksFindings"  # every finding of a run, whatever its kind (the one alarm on them)
 
 
 @dataclass(frozen=True)

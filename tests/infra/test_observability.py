@@ -192,7 +192,7 @@ def coverage_problems(s: Synthesis) -> list[str]:
         if service not in watched_by_alarms(s, "ECS/ContainerInsights", "RunningTaskCount", "ServiceName"):
             problems.append(f"ECS service {service} has no running-tasks alarm")
     auditors = [name for name, logical in facts.service_names.items() if logical == AUDITOR_RESOURCE]
-    for metric in (*books.METRIC_OF_KIND.values(), contract.Metric.AUDITS_COMPLETED):
+    for metric in (contract.Metric.BOOKS_FINDINGS, contract.Metric.AUDITS_COMPLETED):
         alarmed = watched_by_alarms(
             s, contract.METRICS_NAMESPACE, metric.value, contract.METRICS_SERVICE_DIMENSION
         )
@@ -206,8 +206,8 @@ def coverage_problems(s: Synthesis) -> list[str]:
 STACKS = stack_names()
 AUDITOR_RESOURCE = "books-auditor-function"
 FINDING_METRICS = [metric.value for metric in books.METRIC_OF_KIND.values()]
-METRIC_ALARMS = len(FINDING_METRICS) + 2
-"""One per books finding metric, the auditor's silence, ledger conflicts."""
+METRIC_ALARMS = 3
+"""The books findings (their total), the auditor's silence, ledger conflicts."""
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -427,25 +427,31 @@ def test_every_books_finding_and_the_auditors_silence_alarm_ops_alerts(synth: Sy
         for a in s.of_type(ALARM)
         if a.inputs.get("namespace") == contract.METRICS_NAMESPACE
     }
-    assert sorted(custom) == sorted([*FINDING_METRICS, "AuditsCompleted", "LedgerConflicts"])
+    assert sorted(custom) == ["AuditsCompleted", "BooksFindings", "LedgerConflicts"]
     auditor = {contract.METRICS_SERVICE_DIMENSION: service_of(facts, AUDITOR_RESOURCE)}
-    for name in FINDING_METRICS:
-        alarm = custom[name]
-        assert alarm["dimensions"] == auditor, name
-        assert (alarm["comparisonOperator"], alarm["threshold"], alarm["statistic"], alarm["period"]) == (
-            "GreaterThanThreshold",
-            0,
-            "Maximum",
-            period,
-        ), name
-        # Any one of the last two runs' periods: a run landing on a boundary is still seen.
-        assert (alarm["evaluationPeriods"], alarm["datapointsToAlarm"], alarm["treatMissingData"]) == (
-            2,
-            1,
-            "notBreaching",
-        )
+    findings = custom["BooksFindings"]
+    assert findings["dimensions"] == auditor
+    assert (
+        findings["comparisonOperator"],
+        findings["threshold"],
+        findings["statistic"],
+        findings["period"],
+    ) == (
+        "GreaterThanThreshold",
+        0,
+        "Maximum",
+        period,
+    )
+    # Any one of the last two runs' periods: a run landing on a boundary is still seen.
+    assert (findings["evaluationPeriods"], findings["datapointsToAlarm"], findings["treatMissingData"]) == (
+        2,
+        1,
+        "notBreaching",
+    )
+    for alarm in custom.values():
         assert alarm["alarmActions"] == alarm["okActions"] == [facts.alerts_topic_arn]
-        assert "make audit" in alarm["alarmDescription"]
+    assert "make audit" in findings["alarmDescription"]
+    assert all(f"{name}: " in findings["alarmDescription"] for name in FINDING_METRICS)
     silent = custom["AuditsCompleted"]
     assert silent["dimensions"] == auditor
     assert (silent["comparisonOperator"], silent["threshold"], silent["statistic"], silent["period"]) == (
@@ -478,6 +484,4 @@ def test_coverage_fails_for_a_books_finding_without_its_alarm(
     monkeypatch.setattr(observability, "watched_metrics", lambda chain: complete(chain)[1:])
     s = synth("dev", program=stack_plus(lambda: None), config=read_stack_config("dev"))
     problems = coverage_problems(s)
-    assert len(problems) == 1 and problems[0].startswith(
-        "books metric BooksUnbalanced: alarms on services []"
-    )
+    assert len(problems) == 1 and problems[0].startswith("books metric BooksFindings: alarms on services []")

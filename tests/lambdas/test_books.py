@@ -578,6 +578,7 @@ def test_the_auditor_reports_each_finding_as_a_log_line_and_a_metric(
         "RefundsOverdue": 0,
     }
     assert metrics["CampaignsAudited"] == 2 and metrics["AuditsCompleted"] == 1
+    assert metrics["BooksFindings"] == 3  # the total the one alarm watches
     logged = [r for r in caplog.records if r.name == books_auditor.FUNCTION and hasattr(r, "kind")]
     assert sorted((r.kind, r.fundingId, tuple(getattr(r, "paymentIds", ()))) for r in logged) == [
         ("books_unbalanced", "broken", ()),
@@ -598,6 +599,7 @@ def test_clean_books_emit_zeros_so_the_alarms_see_data(
         [str(m) for m in METRIC_OF_KIND.values()], 0
     )
     assert metrics["AuditsCompleted"] == 1 and metrics["CampaignsAudited"] == 0
+    assert metrics["BooksFindings"] == 0
 
 
 def test_the_auditor_reads_open_recent_and_unrefunded_campaigns_only(auditor: Platform) -> None:
