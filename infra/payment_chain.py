@@ -4,10 +4,17 @@ Nothing here is a second hand-written list of what the functions need:
 - tables come from `contract.TABLES` (keys, indexes, TTL);
 - each topic-fed queue's subscriptions and filters come from `contract.CONSUMERS`;
 - each function's environment is exactly the `ENVIRONMENT` + `OPTIONAL_ENVIRONMENT` its module
-  declares, every name resolved through ONE table (`ENVIRONMENT_SOURCES`), and its grants are
-  derived from the same table (a table name → read/write that table, a topic ARN → publish, a
-  queue URL → send, a function name → invoke, the SES sender → send as it), plus the KMS keys
-  of those resources. A name the table does not know stops the program at declaration.
+  declares, every name resolved through ONE table (`ENVIRONMENT_SOURCES`);
+- its grants are exactly its module's `ACCESS` (environment variable → the IAM actions it calls
+  on the resource that variable names; `"<action>@<index>"` is that action on that index of the
+  table), built with `components.iam`'s exact-action vocabulary, plus the KMS keys of those
+  resources. Nothing else: a function that reads a table gets no write on it.
+
+Declarations are checked before any resource exists (`access_problems`): a name the table does
+not know, a resource variable without an ACCESS entry, an entry for a variable the function does
+not declare, an action IAM does not check on that kind of resource, or an index the table does
+not have stops the program with one message per problem naming the function, the variable and
+the fix.
 
 The stack decides the keys: the platform key everywhere (dev: one $1/month key, not thirty) or,
 with `dedicatedKeys`, the components' own key per resource (their secure default).
@@ -17,10 +24,11 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
 import pulumi
@@ -108,28 +116,28 @@ INVOKED_ONLY: tuple[str, ...] = ("pg_gateway",)
 
 @dataclass(frozen=True)
 class FromTable:
-    """The table's name; grants read/write on it and its indexes."""
+    """The table's name; grants the declared actions on it and, for `action@index`, on that index."""
 
     logical_name: str
 
 
 @dataclass(frozen=True)
 class FromTopic:
-    """The topic's ARN; grants publish."""
+    """The topic's ARN; grants the declared actions (sns:Publish) on it."""
 
     topic: str
 
 
 @dataclass(frozen=True)
 class FromQueue:
-    """The queue's URL; grants send."""
+    """The queue's URL; grants the declared actions (sqs:SendMessage, …) on it."""
 
     queue: str
 
 
 @dataclass(frozen=True)
 class FromFunction:
-    """The function's name; grants invoke."""
+    """The function's name; grants the declared actions (lambda:InvokeFunction) on it."""
 
     function: str
 
@@ -144,12 +152,12 @@ class FromConfig:
 
 @dataclass(frozen=True)
 class FromSender:
-    """The SES sender address; grants sending as that identity."""
+    """The SES sender address; grants the declared actions (ses:SendEmail, …) as that identity."""
 
 
 @dataclass(frozen=True)
 class FromUserPool:
-    """The Cognito user pool id, when the stack passes one; grants listing its users."""
+    """The Cognito user pool id, when the stack passes one; grants the declared actions on the pool."""
 
 
 @dataclass(frozen=True)
@@ -253,15 +261,217 @@ def _placeholder_environment(names: list[str]) -> Iterator[None]:
             os.environ.pop(name, None)
 
 
-def declared_environment(function: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(ENVIRONMENT, OPTIONAL_ENVIRONMENT) of `lambdas/<function>.py`.
+def _function_module(function: str) -> ModuleType:
+    """`lambdas.<function>`, imported with a placeholder for every name the contract defines.
 
-    The modules check their required environment at import (a cold start fails fast), so they
-    are imported with a placeholder for every name the contract defines.
+    The modules check their required environment at import (a cold start fails fast).
     """
     with _placeholder_environment(contract_environment_names()):
-        module = importlib.import_module(f"lambdas.{function}")
+        return importlib.import_module(f"lambdas.{function}")
+
+
+def declared_environment(function: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(ENVIRONMENT, OPTIONAL_ENVIRONMENT) of `lambdas/<function>.py`."""
+    module = _function_module(function)
     return tuple(module.ENVIRONMENT), tuple(module.OPTIONAL_ENVIRONMENT)
+
+
+ACCESS_EXAMPLE = 'ACCESS: dict[str, tuple[str, ...]] = {PAYMENTS_TABLE.env_var: ("dynamodb:GetItem",), …}'
+
+
+class AccessDeclarationError(ValueError):
+    """Functions' ACCESS declarations that cannot become grants; one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "the functions' AWS access declarations (ACCESS in lambdas/<function>.py) cannot become "
+            "IAM grants:\n" + "\n".join(f"  - {problem}" for problem in problems)
+        )
+
+
+def declared_access(function: str) -> dict[str, tuple[str, ...]]:
+    """ACCESS of `lambdas/<function>.py`: environment variable → the exact IAM actions it calls.
+
+    Raises AccessDeclarationError when the module declares none or declares it in another shape.
+    """
+    module = _function_module(function)
+    where = f"function {function}: lambdas/{function}.py"
+    if not hasattr(module, "ACCESS"):
+        raise AccessDeclarationError(
+            [
+                f"{where} declares no ACCESS; fix: add next to ENVIRONMENT `{ACCESS_EXAMPLE}` mapping each "
+                "environment variable that names a resource (table, topic, queue, function, sender, user "
+                "pool) to the exact IAM actions the function calls on it ('<action>@<index>' for an index)"
+            ]
+        )
+    access = module.ACCESS
+    if not isinstance(access, Mapping):
+        raise AccessDeclarationError(
+            [f"{where} ACCESS is {type(access).__name__}; fix: a dict, `{ACCESS_EXAMPLE}`"]
+        )
+    problems = []
+    for var, actions in access.items():
+        if not isinstance(var, str):
+            problems.append(f"{where} ACCESS has key {var!r}; fix: an environment variable name (a str)")
+        elif not isinstance(actions, tuple | list) or not all(isinstance(a, str) for a in actions):
+            problems.append(
+                f"{where} ACCESS[{var!r}] is {actions!r}; fix: a tuple of IAM action names such as "
+                "('dynamodb:GetItem',) (a one-element tuple needs its trailing comma)"
+            )
+    if problems:
+        raise AccessDeclarationError(problems)
+    return {var: tuple(actions) for var, actions in access.items()}
+
+
+ResourceSource = FromTable | FromTopic | FromQueue | FromFunction | FromSender | FromUserPool
+RESOURCE_KINDS: dict[type, str] = {
+    FromTable: iam.DYNAMODB_TABLE,
+    FromTopic: iam.SNS_TOPIC,
+    FromQueue: iam.SQS_QUEUE,
+    FromFunction: iam.LAMBDA_FUNCTION,
+    FromSender: iam.SES_IDENTITY,
+    FromUserPool: iam.COGNITO_USER_POOL,
+}
+"""The kind of AWS resource each resource source names (what `components.iam` checks actions against)."""
+TABLE_SPECS: dict[str, contract.TableSpec] = {spec.logical_name: spec for spec in contract.TABLES}
+
+
+def _describe(source: Source) -> str:
+    """What a variable's value is, for messages."""
+    if isinstance(source, FromTable):
+        return f"table {source.logical_name}"
+    if isinstance(source, FromTopic):
+        return f"topic {source.topic}"
+    if isinstance(source, FromQueue):
+        return f"queue {source.queue}"
+    if isinstance(source, FromFunction):
+        return f"function {source.function}"
+    if isinstance(source, FromSender):
+        return "the SES sender identity"
+    if isinstance(source, FromUserPool):
+        return "the Cognito user pool"
+    if isinstance(source, FromConfig):
+        return f"stack config {source.key}"
+    if isinstance(source, Constant):
+        return f"the constant {source.value!r}"
+    return "the function's own name"
+
+
+def split_index_actions(actions: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """("dynamodb:GetItem", "dynamodb:Query@byFunding") → (table actions, {index: actions})."""
+    on_table: list[str] = []
+    on_index: dict[str, list[str]] = {}
+    for entry in actions:
+        action, at, index = entry.partition("@")
+        if at:
+            on_index.setdefault(index, []).append(action)
+        else:
+            on_table.append(action)
+    return tuple(on_table), {index: tuple(found) for index, found in on_index.items()}
+
+
+def _unmapped(function: str, var: str) -> str:
+    return (
+        f"function {function} declares environment variable {var}, which "
+        "infra/payment_chain.py ENVIRONMENT_SOURCES does not map; allowed: "
+        f"{', '.join(sorted(ENVIRONMENT_SOURCES))} (add a row for a new one)"
+    )
+
+
+def _action_problems(function: str, var: str, source: ResourceSource, actions: tuple[str, ...]) -> list[str]:
+    """Problems of one ACCESS entry on a resource variable (each names function, variable, fix)."""
+    where = f"function {function}: ACCESS[{var}] (on {_describe(source)})"
+    fix = f"fix: list in lambdas/{function}.py only the actions it calls"
+    kind = RESOURCE_KINDS[type(source)]
+    if not actions:
+        allowed = ", ".join(iam.RESOURCE_ACTIONS[kind])
+        return [
+            f"{where} lists no actions; fix: list the actions the function calls on it (allowed: "
+            f"{allowed}), or drop {var} from its ENVIRONMENT if it calls none"
+        ]
+    if not isinstance(source, FromTable):
+        problems = [
+            f"{where}: {entry!r} names an index, but only a table variable takes '<action>@<index>'; {fix}"
+            for entry in actions
+            if "@" in entry
+        ]
+        plain = tuple(entry for entry in actions if "@" not in entry)
+        if plain:
+            problems.extend(f"{where}: {p}; {fix}" for p in iam.action_problems(kind, plain))
+        return problems
+    on_table, on_index = split_index_actions(actions)
+    problems = (
+        [f"{where}: {p}; {fix}" for p in iam.action_problems(iam.DYNAMODB_TABLE, on_table)]
+        if on_table
+        else []
+    )
+    spec = TABLE_SPECS[source.logical_name]
+    known = [index.name for index in spec.indexes]
+    for index, index_actions in on_index.items():
+        if index not in known:
+            problems.append(
+                f"{where}: {', '.join(repr(f'{a}@{index}') for a in index_actions)} names index {index!r}, "
+                f"which table {source.logical_name} does not have; allowed: "
+                f"{', '.join(known) if known else 'none (the table has no index)'} "
+                "(lambdas.shared.contract TABLES declares each table's indexes)"
+            )
+            continue
+        problems.extend(
+            f"{where}: index {index}: {p}; {fix}"
+            for p in iam.action_problems(iam.DYNAMODB_INDEX, index_actions)
+        )
+    return problems
+
+
+def access_problems(function: str) -> list[str]:
+    """Everything wrong between one function's ENVIRONMENT and its ACCESS (empty when they agree).
+
+    Each problem names the function, the variable and the fix. Pure over the module's declaration.
+    """
+    required, optional = declared_environment(function)
+    try:
+        access = declared_access(function)
+    except AccessDeclarationError as exc:
+        return exc.problems
+    declared = (*required, *optional)
+    problems: list[str] = []
+    for var in dict.fromkeys(declared):
+        source = ENVIRONMENT_SOURCES.get(var)
+        if source is None:
+            problems.append(_unmapped(function, var))
+        elif isinstance(source, ResourceSource) and var not in access:
+            kind = RESOURCE_KINDS[type(source)]
+            index_hint = " ('<action>@<index>' for an index)" if isinstance(source, FromTable) else ""
+            problems.append(
+                f"function {function}: {var} names {_describe(source)} but ACCESS has no entry for it; fix: "
+                f"add `{var}: (...)` to ACCESS in lambdas/{function}.py with the exact actions the function "
+                f"calls on it{index_hint}; allowed: {', '.join(iam.RESOURCE_ACTIONS[kind])}"
+            )
+    for var, actions in access.items():
+        source = ENVIRONMENT_SOURCES.get(var)
+        if var not in declared:
+            problems.append(
+                f"function {function}: ACCESS names {var}, which its ENVIRONMENT and OPTIONAL_ENVIRONMENT do "
+                f"not declare; fix: declare {var} in lambdas/{function}.py ENVIRONMENT (or "
+                "OPTIONAL_ENVIRONMENT), or remove the ACCESS entry"
+            )
+        elif source is not None and not isinstance(source, ResourceSource):
+            problems.append(
+                f"function {function}: ACCESS names {var}, whose value is {_describe(source)}, not an AWS "
+                f"resource, so no action can be granted on it; fix: remove the entry from ACCESS in "
+                f"lambdas/{function}.py"
+            )
+        elif isinstance(source, ResourceSource):
+            problems.extend(_action_problems(function, var, source, actions))
+    return problems
+
+
+def check_access(functions: list[str]) -> None:
+    """Raise AccessDeclarationError listing every problem of every function's ACCESS (before any resource)."""
+    problems = [problem for function in functions for problem in access_problems(function)]
+    if problems:
+        raise AccessDeclarationError(problems)
 
 
 # --- what the layer declares -----------------------------------------------------------------
@@ -389,20 +599,20 @@ class _Builder:
         self.functions: dict[str, AnyFunction] = {}
 
     def resolve(self, function: str) -> _Resolved:
-        """The environment and grants of one function, from its module's declaration."""
+        """The environment and grants of one function, from its module's ENVIRONMENT and ACCESS.
+
+        `declare_payment_chain` has checked every declaration first (`check_access`).
+        """
         required, optional = declared_environment(function)
+        access = declared_access(function)
         resolved = _Resolved()
         for var in (*required, *optional, *RUNTIME_ENVIRONMENT):
             if var in resolved.environment:
                 continue
             source = ENVIRONMENT_SOURCES.get(var)
             if source is None:
-                raise ValueError(
-                    f"function {function} declares environment variable {var}, which "
-                    "infra/payment_chain.py ENVIRONMENT_SOURCES does not map; allowed: "
-                    f"{', '.join(sorted(ENVIRONMENT_SOURCES))} (add a row for a new one)"
-                )
-            value = self._provide(function, var, source, resolved)
+                raise ValueError(_unmapped(function, var))
+            value = self._provide(function, var, source, access.get(var, ()), resolved)
             if value is None:
                 if var in required:
                     raise ValueError(f"function {function} requires {var}, which this stack does not provide")
@@ -412,41 +622,43 @@ class _Builder:
             resolved.grants.append(iam.kms_use(resolved.keys, label="Resources"))
         return resolved
 
-    def _provide(self, function: str, var: str, source: Source, into: _Resolved) -> pulumi.Input[str] | None:
+    def _provide(
+        self, function: str, var: str, source: Source, actions: tuple[str, ...], into: _Resolved
+    ) -> pulumi.Input[str] | None:
+        """The variable's value; for a resource, also exactly the `actions` ACCESS declares on it."""
         if isinstance(source, FromTable):
             table = self.tables[source.logical_name]
-            into.grants.append(
-                iam.dynamodb_read_write(table.arn, table.index_arns, label=_label(source.logical_name))
+            on_table, on_index = split_index_actions(actions)
+            into.grants.extend(
+                iam.dynamodb_access(table.arn, on_table, indexes=on_index, label=_label(source.logical_name))
             )
             into.add_key(table.kms_key_arn)
             return table.name
         if isinstance(source, FromTopic):
             topic = self.topics[source.topic]
-            into.grants.append(iam.sns_publish(topic.arn, label=_label(source.topic)))
+            into.grants.append(iam.sns_access(topic.arn, actions, label=_label(source.topic)))
             into.add_key(topic.kms_key_arn)
             return topic.arn
         if isinstance(source, FromQueue):
             queue = self.queues[source.queue]
-            into.grants.append(iam.sqs_send(queue.arn, label=_label(source.queue)))
+            into.grants.append(iam.sqs_access(queue.arn, actions, label=_label(source.queue)))
             into.add_key(queue.kms_key_arn)
             return queue.url
         if isinstance(source, FromFunction):
             target = self.functions.get(source.function)
             if target is None:
                 raise ValueError(f"function {function} needs {source.function} ({var}) declared first")
-            into.grants.append(iam.lambda_invoke(target.function_arn, label=_label(source.function)))
+            into.grants.append(iam.lambda_access(target.function_arn, actions, label=_label(source.function)))
             return target.function_name
         if isinstance(source, FromConfig):
             return source.read(self.cfg)
         if isinstance(source, FromSender):
-            into.grants.append(self.sender.send_grant())
+            into.grants.append(iam.ses_access(self.sender.arn, actions, label="Sender"))
             return self.sender.email
         if isinstance(source, FromUserPool):
             if self.user_pool is None:
                 return None
-            into.grants.append(
-                iam.Grant("CognitoListUsers", ("cognito-idp:ListUsers",), (self.user_pool.arn,))
-            )
+            into.grants.append(iam.cognito_access(self.user_pool.arn, actions, label="UserPool"))
             return self.user_pool.id
         if isinstance(source, Constant):
             return source.value
@@ -490,6 +702,7 @@ def declare_payment_chain(
     problems = chain_problems(cfg)
     if problems:
         raise ConfigError(cfg.stack, problems)
+    check_access(list(packaging.FUNCTIONS))
     key: pulumi.Input[str] | None = None if cfg.dedicated_keys else platform_key_arn
 
     tables = declare_tables(kms_key_arn=key, deletion_protection=cfg.deletion_protection, opts=opts)

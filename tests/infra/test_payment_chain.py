@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
+import types
 from typing import Any
 
 import pulumi
@@ -11,7 +14,7 @@ from pulumi.runtime.mocks import MockResourceArgs
 
 from infra import payment_chain
 from infra.config import ConfigError, parse
-from infra.payment_chain import FUNCTION_SETTINGS, RUNTIME_ENVIRONMENT, declared_environment
+from infra.payment_chain import FUNCTION_SETTINGS, RUNTIME_ENVIRONMENT, declared_access, declared_environment
 from infra.synth import DeclaredResource, OfflineMocks, Synthesis, read_stack_config
 from lambdas import packaging
 from lambdas.shared import contract
@@ -37,143 +40,121 @@ def function(s: Synthesis, name: str) -> DeclaredResource:
 
 
 def role_statements(s: Synthesis, name: str) -> list[dict[str, Any]]:
-    policy = s.named(f"{name.replace('_', '-')}-permissions", "aws:iam/rolePolicy:RolePolicy")
+    policy = s.named(f"{component(name)}-permissions", "aws:iam/rolePolicy:RolePolicy")
     return list(json.loads(policy.inputs["policy"])["Statement"])
 
 
-def group(actions: list[str]) -> str:
-    """What a statement is for, read from its actions."""
-    if all(a.startswith("dynamodb:") for a in actions):
-        return "table" if "dynamodb:PutItem" in actions else "table-read"
-    known = {
-        ("sns:Publish",): "publish",
-        ("sqs:GetQueueAttributes", "sqs:SendMessage"): "send",
-        ("lambda:InvokeFunction",): "invoke",
-        ("ses:SendEmail", "ses:SendRawEmail"): "email",
-        ("logs:CreateLogStream", "logs:PutLogEvents"): "logs",
-        ("kms:Decrypt", "kms:GenerateDataKey"): "kms",
-        ("kms:Decrypt",): "kms-decrypt",
-        ("cognito-idp:ListUsers",): "users",
-        (
-            "sqs:ChangeMessageVisibility",
-            "sqs:DeleteMessage",
-            "sqs:GetQueueAttributes",
-            "sqs:ReceiveMessage",
-        ): "consume",
-    }
-    return known[tuple(sorted(actions))]
+def component(name: str) -> str:
+    """The component (and logical-name prefix) of a function: payment_processor → payment-processor."""
+    return name.replace("_", "-")
 
 
-def grants(s: Synthesis, name: str) -> set[tuple[str, str]]:
-    """(what, on which resource) for every non-KMS statement of a function's role."""
+def resource_name(s: Synthesis, source: payment_chain.Source) -> str:
+    """The logical name of the resource an environment variable's source names."""
+    if isinstance(source, payment_chain.FromTable):
+        return f"{source.logical_name}-table"
+    if isinstance(source, payment_chain.FromTopic):
+        return f"{source.topic}-topic"
+    if isinstance(source, payment_chain.FromQueue):
+        return f"{source.queue}-queue"
+    if isinstance(source, payment_chain.FromFunction):
+        return f"{component(source.function)}-function"
+    if isinstance(source, payment_chain.FromSender):
+        return "notifications-sender-identity"
+    assert isinstance(source, payment_chain.FromUserPool), source
+    (pool,) = s.of_type("aws:cognito/userPool:UserPool")
+    return pool.name
+
+
+def named(arns: dict[str, str], arn: str) -> str:
+    """An ARN as `<logical name>`, `<table>/index/<index>` or `<log group>:*`."""
+    if arn in arns:
+        return arns[arn]
+    table, marker, index = arn.partition("/index/")
+    if marker and table in arns:
+        return f"{arns[table]}/index/{index}"
+    assert arn.endswith(":*") and arn.removesuffix(":*") in arns, arn
+    return f"{arns[arn.removesuffix(':*')]}:*"
+
+
+def granted(s: Synthesis, name: str, *, kms: bool = False) -> set[tuple[str, str]]:
+    """(action, resource) for every Allow of a function's role; KMS statements only when `kms`."""
     arns = by_arn(s)
     found: set[tuple[str, str]] = set()
     for statement in role_statements(s, name):
-        assert statement["Effect"] == "Allow"
-        kind = group(statement["Action"])
-        if kind.startswith("kms"):
-            continue
-        resources = statement["Resource"]
-        main = resources[0]
-        if kind == "logs":
-            assert resources == [main, f"{main}:*"]
-        elif kind == "table":
-            table = s.named(arns[main], "aws:dynamodb/table:Table")
-            index_names = [i["name"] for i in table.inputs.get("globalSecondaryIndexes", [])]
-            assert resources[1:] == [f"{main}/index/{n}" for n in index_names], (
-                "the table and its indexes only"
-            )
-        else:
-            assert len(resources) == 1
-        found.add((kind, arns[main]))
+        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        for action in statement["Action"]:
+            if action.startswith("kms:") is kms:
+                found.update((action, named(arns, resource)) for resource in statement["Resource"])
     return found
 
 
-EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
-    "pg_gateway": {("table", "idempotency-table")},
-    "payment_processor": {
-        ("table", "payments-table"),
-        ("publish", "payments-topic"),
-        ("invoke", "pg-gateway-function"),
-        ("consume", "payment-processing-queue"),
-    },
-    "payment_retry": {
-        ("table", "payments-table"),
-        ("table", "idempotency-table"),
-        ("publish", "payments-topic"),
-        ("send", "payment-processing-queue"),
-        ("invoke", "pg-gateway-function"),
-        ("consume", "payment-processing-dlq"),
-    },
-    "funding_update": {
-        ("table", "fundings-table"),
-        ("table", "payments-table"),
-        ("publish", "payments-topic"),
-        ("publish", "funding-target-topic"),
-        ("consume", "funding-update-queue"),
-    },
-    "transaction_check": {
-        ("table", "payments-table"),
-        ("publish", "payments-topic"),
-        ("invoke", "pg-gateway-function"),
-        ("consume", "transaction-check-queue"),
-    },
-    "ledger_recorder": {("table", "transactions-table"), ("consume", "ledger-queue")},
-    "notifier": {
-        ("table", "fundings-table"),
-        ("table", "payments-table"),
-        ("table", "idempotency-table"),
-        ("email", "notifications-sender-identity"),
-        ("consume", "notifications-queue"),
-        ("users", "USER_POOL"),
-    },
-    "campaign_closer": {
-        ("table", "fundings-table"),
-        ("table", "payments-table"),
-        ("publish", "payments-topic"),
-        ("publish", "funding-target-topic"),
-        ("invoke", "pg-gateway-function"),
-        ("send", "campaign-closer-dlq-queue"),
-    },
-    "reconciler": {
-        ("table", "payments-table"),
-        ("publish", "payments-topic"),
-        ("send", "reconciler-dlq-queue"),
-    },
-}
+def declared(s: Synthesis, name: str) -> set[tuple[str, str]]:
+    """(action, resource) exactly as the function's ACCESS declares them."""
+    pairs: set[tuple[str, str]] = set()
+    for var, actions in declared_access(name).items():
+        target = resource_name(s, payment_chain.ENVIRONMENT_SOURCES[var])
+        for entry in actions:
+            action, at, index = entry.partition("@")
+            pairs.add((action, f"{target}/index/{index}" if at else target))
+    return pairs
+
+
+CONSUME = ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage")
+"""What an SQS event source mapping needs of the function's role (components/messaging.py adds it)."""
+
+
+def own_needs(name: str) -> set[tuple[str, str]]:
+    """What the function component adds on its own: its logs, its queue, its dead-letter queue."""
+    logs = f"{component(name)}-logs"
+    needs = {(a, r) for a in ("logs:CreateLogStream", "logs:PutLogEvents") for r in (logs, f"{logs}:*")}
+    if name in EXPECTED_SOURCES:
+        needs |= {(action, EXPECTED_SOURCES[name]) for action in CONSUME}
+    if FUNCTION_SETTINGS[name].schedule is not None:  # failed async invocations go to its DLQ
+        needs |= {(a, f"{component(name)}-dlq-queue") for a in ("sqs:GetQueueAttributes", "sqs:SendMessage")}
+    return needs
 
 
 def test_every_packaged_function_is_declared_once(synth: SynthFn) -> None:
     s = synth("dev")
-    declared = {f.name for f in s.of_type("aws:lambda/function:Function")}
-    assert declared == {f"{name.replace('_', '-')}-function" for name in packaging.FUNCTIONS}
-    assert set(EXPECTED_GRANTS) == set(packaging.FUNCTIONS)
+    declared_functions = {f.name for f in s.of_type("aws:lambda/function:Function")}
+    assert declared_functions == {f"{component(name)}-function" for name in packaging.FUNCTIONS}
 
 
 @pytest.mark.parametrize("stack", STACKS)
-@pytest.mark.parametrize("name", sorted(EXPECTED_GRANTS))
-def test_each_role_holds_exactly_what_its_function_needs(synth: SynthFn, stack: str, name: str) -> None:
+@pytest.mark.parametrize("name", packaging.FUNCTIONS)
+def test_each_role_holds_exactly_its_access_declaration(synth: SynthFn, stack: str, name: str) -> None:
     s = synth(stack)
-    logs = f"{name.replace('_', '-')}-logs"
-    (pool,) = s.of_type("aws:cognito/userPool:UserPool")
-    expected = {
-        (kind, pool.name if target == "USER_POOL" else target) for kind, target in EXPECTED_GRANTS[name]
+    assert granted(s, name) == declared(s, name) | own_needs(name)
+
+
+def test_the_ledger_stays_append_only_and_the_notifier_only_reads_the_money_tables(synth: SynthFn) -> None:
+    s = synth("dev")
+    writes = {"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    ledger = {
+        action for action, resource in granted(s, "ledger_recorder") if resource == "transactions-table"
     }
-    assert grants(s, name) == expected | {("logs", logs)}
+    assert ledger == {"dynamodb:PutItem"}, "rows are only ever added (conditional puts)"
+    for table in ("payments-table", "fundings-table"):
+        notifier = {a for a, r in granted(s, "notifier") if r.split("/")[0] == table}
+        assert notifier and not notifier & writes, f"the notifier may not write {table}"
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_GRANTS))
+@pytest.mark.parametrize("name", packaging.FUNCTIONS)
+def test_a_query_on_an_index_grants_nothing_else_on_that_index(synth: SynthFn, name: str) -> None:
+    s = synth("dev")
+    on_indexes = {action for action, resource in granted(s, name) if "/index/" in resource}
+    assert on_indexes <= {"dynamodb:Query", "dynamodb:Scan"}
+    assert {(a, r) for a, r in granted(s, name) if "/index/" in r} == {
+        (a, r) for a, r in declared(s, name) if "/index/" in r
+    }
+
+
+@pytest.mark.parametrize("name", packaging.FUNCTIONS)
 def test_dev_uses_the_platform_key_for_everything(synth: SynthFn, name: str) -> None:
     s = synth("dev")
     assert [k.name for k in s.of_type("aws:kms/key:Key")] == ["platform-key"]
-    arns = by_arn(s)
-    keys = {
-        arns[k]
-        for st in role_statements(s, name)
-        if group(st["Action"]).startswith("kms")
-        for k in st["Resource"]
-    }
-    assert keys == {"platform-key"}
+    assert {resource for _, resource in granted(s, name, kms=True)} == {"platform-key"}
 
 
 def _key_of(resource: DeclaredResource) -> str:
@@ -183,22 +164,23 @@ def _key_of(resource: DeclaredResource) -> str:
     return str(inputs["kmsMasterKeyId"])
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_GRANTS))
+@pytest.mark.parametrize("name", packaging.FUNCTIONS)
 def test_prod_grants_the_own_keys_of_exactly_the_resources_a_function_uses(synth: SynthFn, name: str) -> None:
     s = synth("prod")
     arns = by_arn(s)
-    statements = role_statements(s, name)
-    granted = {k for st in statements if group(st["Action"]) == "kms" for k in st["Resource"]}
-    decrypt_only = {k for st in statements if group(st["Action"]) == "kms-decrypt" for k in st["Resource"]}
-    used = {
-        _key_of(s.named(resource))
-        for kind, resource in EXPECTED_GRANTS[name]
-        if kind in ("table", "publish", "send")
+    kms = granted(s, name, kms=True)
+    use = {r for a, r in kms if a == "kms:GenerateDataKey"}
+    decrypt_only = {r for a, r in kms if a == "kms:Decrypt"} - use
+    reached = {resource.partition("/index/")[0] for _, resource in declared(s, name) | own_needs(name)}
+    encrypted = {
+        resource
+        for resource in reached
+        if resource.endswith(("-table", "-topic", "-queue")) and resource != EXPECTED_SOURCES.get(name)
     }
-    consumed = [resource for kind, resource in EXPECTED_GRANTS[name] if kind == "consume"]
-    assert granted == used
-    assert decrypt_only == {_key_of(s.named(q)) for q in consumed}
-    assert all(arns[k].endswith("-key-key") for k in granted | decrypt_only), "dedicated keys in prod"
+    assert use == {arns[_key_of(s.named(resource))] for resource in encrypted}
+    consumed = {arns[_key_of(s.named(EXPECTED_SOURCES[name]))]} if name in EXPECTED_SOURCES else set()
+    assert decrypt_only == consumed - use
+    assert all(key.endswith("-key-key") for key in use | decrypt_only), "dedicated keys in prod"
 
 
 EXPECTED_FEEDS: set[tuple[str, str, tuple[str, ...] | None]] = {
@@ -298,11 +280,12 @@ def test_every_dead_letter_queue_alarms_to_ops_alerts(synth: SynthFn, stack: str
     dead_letter_queues = {
         q.name for q in s.of_type("aws:sqs/queue:Queue") if q.name.endswith("dlq") or "-dlq-" in q.name
     }
-    assert watched == dead_letter_queues and len(watched) == 7
+    scheduled = [name for name in packaging.FUNCTIONS if FUNCTION_SETTINGS[name].schedule is not None]
+    assert watched == dead_letter_queues and len(watched) == len(contract.CONSUMERS) + len(scheduled)
     assert {arns[alerts]} == {"ops-alerts-topic"}
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_GRANTS))
+@pytest.mark.parametrize("name", packaging.FUNCTIONS)
 def test_each_function_gets_exactly_the_environment_its_module_declares(synth: SynthFn, name: str) -> None:
     s = synth("dev")
     required, optional = declared_environment(name)
@@ -343,7 +326,7 @@ def test_environment_values_point_at_the_right_resources_and_config(synth: Synth
     )
 
 
-def test_a_user_pool_adds_its_id_and_only_a_list_users_grant(synth: SynthFn) -> None:
+def test_a_user_pool_adds_its_id_and_only_the_declared_cognito_grant(synth: SynthFn) -> None:
     cfg = parse("dev", read_stack_config("dev"))
     pool_arn = "arn:aws:cognito-idp:ap-northeast-2:123456789012:userpool/ap-northeast-2_Pool"
 
@@ -360,8 +343,9 @@ def test_a_user_pool_adds_its_id_and_only_a_list_users_grant(synth: SynthFn) -> 
         function(s, "notifier").inputs["environment"]["variables"]["COGNITO_USER_POOL_ID"]
         == "ap-northeast-2_Pool"
     )
-    (cognito,) = [st for st in role_statements(s, "notifier") if st["Sid"] == "CognitoListUsers"]
-    assert (cognito["Action"], cognito["Resource"]) == (["cognito-idp:ListUsers"], [pool_arn])
+    (cognito,) = [st for st in role_statements(s, "notifier") if st["Sid"] == "CognitoUserPool"]
+    actions = sorted(declared_access("notifier")[contract.ENV_COGNITO_USER_POOL_ID])
+    assert (cognito["Action"], cognito["Resource"]) == (actions, [pool_arn])
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -411,6 +395,7 @@ def test_tables_follow_the_contract_and_prod_protects_them(synth: SynthFn, stack
     assert [i["name"] for i in s.named("payments-table").inputs["globalSecondaryIndexes"]] == [
         "byFunding",
         "byStateCreatedAt",
+        "byOwed",
     ]
 
 
@@ -453,4 +438,187 @@ def test_an_environment_variable_the_table_does_not_map_stops_the_program(
 ) -> None:
     monkeypatch.delitem(payment_chain.ENVIRONMENT_SOURCES, contract.ENV_PG_SEED)
     with pytest.raises(ValueError, match=r"function pg_gateway declares environment variable PG_SEED, which"):
+        synth("dev", config=read_stack_config("dev"))
+
+
+# --- ACCESS declarations that cannot become grants --------------------------------------------
+
+SYNTHETIC = "orders_worker"
+"""A synthetic function module (lambdas.orders_worker) whose declarations each test sets."""
+PAYMENTS = contract.PAYMENTS_TABLE.env_var
+LEDGER = contract.TRANSACTIONS_TABLE.env_var
+
+
+def synthetic(
+    monkeypatch: pytest.MonkeyPatch,
+    environment: tuple[str, ...],
+    access: object = None,
+    optional: tuple[str, ...] = (),
+) -> str:
+    """Install `lambdas.orders_worker` declaring `environment` and `access` (None: no ACCESS at all)."""
+    module = types.ModuleType(f"lambdas.{SYNTHETIC}")
+    module.ENVIRONMENT = environment  # type: ignore[attr-defined]
+    module.OPTIONAL_ENVIRONMENT = optional  # type: ignore[attr-defined]
+    if access is not None:
+        module.ACCESS = access  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return SYNTHETIC
+
+
+def test_a_declaration_that_matches_has_no_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = synthetic(
+        monkeypatch,
+        (PAYMENTS, contract.ENV_PAYMENTS_TOPIC_ARN, contract.ENV_RETRY_MAX_ATTEMPTS),
+        {
+            PAYMENTS: ("dynamodb:GetItem", f"dynamodb:Query@{contract.PAYMENTS_BY_FUNDING_INDEX}"),
+            contract.ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
+        },
+        optional=(contract.ENV_COGNITO_USER_POOL_ID,),
+    )
+    assert payment_chain.access_problems(name) == [
+        f"function {name}: COGNITO_USER_POOL_ID names the Cognito user pool but ACCESS has no entry for it; "
+        f"fix: add `COGNITO_USER_POOL_ID: (...)` to ACCESS in lambdas/{name}.py with the exact actions the "
+        "function calls on it; allowed: cognito-idp:AdminGetUser, cognito-idp:ListUsers"
+    ], "an optional resource variable needs its entry too (stacks that provide it grant it)"
+
+
+PAYMENT_INDEXES = ", ".join(index.name for index in contract.PAYMENTS_TABLE.indexes)
+
+
+@pytest.mark.parametrize(
+    ("environment", "access", "message"),
+    [
+        (
+            (LEDGER,),
+            None,
+            rf"function {SYNTHETIC}: lambdas/{SYNTHETIC}.py declares no ACCESS; fix: add next to ENVIRONMENT "
+            r"`ACCESS: dict\[str, tuple\[str, \.\.\.\]\] = ",
+        ),
+        (
+            (LEDGER,),
+            {LEDGER: "dynamodb:PutItem"},
+            rf"function {SYNTHETIC}: lambdas/{SYNTHETIC}.py ACCESS\['TRANSACTIONS_TABLE'\] is "
+            r"'dynamodb:PutItem'; fix: a tuple of IAM action names such as \('dynamodb:GetItem',\)",
+        ),
+        (
+            (LEDGER, contract.ENV_PAYMENTS_TOPIC_ARN),
+            {LEDGER: ("dynamodb:PutItem",)},
+            rf"function {SYNTHETIC}: PAYMENTS_TOPIC_ARN names topic payments but ACCESS has no entry for it; "
+            rf"fix: add `PAYMENTS_TOPIC_ARN: \(\.\.\.\)` to ACCESS in lambdas/{SYNTHETIC}.py with the exact "
+            r"actions the function calls on it; allowed: sns:Publish",
+        ),
+        (
+            (LEDGER,),
+            {LEDGER: ("dynamodb:PutItem",), contract.ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",)},
+            rf"function {SYNTHETIC}: ACCESS names PAYMENTS_TOPIC_ARN, which its ENVIRONMENT and "
+            rf"OPTIONAL_ENVIRONMENT do not declare; fix: declare PAYMENTS_TOPIC_ARN in "
+            rf"lambdas/{SYNTHETIC}.py ENVIRONMENT \(or OPTIONAL_ENVIRONMENT\), or remove the ACCESS entry",
+        ),
+        (
+            (LEDGER, contract.ENV_PG_SEED),
+            {LEDGER: ("dynamodb:PutItem",), contract.ENV_PG_SEED: ("dynamodb:GetItem",)},
+            rf"function {SYNTHETIC}: ACCESS names PG_SEED, whose value is stack config pgSeed, not an AWS "
+            rf"resource, so no action can be granted on it; fix: remove the entry from ACCESS",
+        ),
+        (
+            (LEDGER,),
+            {LEDGER: ("sqs:SendMessage",)},
+            rf"function {SYNTHETIC}: ACCESS\[TRANSACTIONS_TABLE\] \(on table transactions\): "
+            r"'sqs:SendMessage' is not a dynamodb action, and a DynamoDB table takes only dynamodb actions; "
+            r"allowed: "
+            rf"dynamodb:BatchGetItem, .*; fix: list in lambdas/{SYNTHETIC}.py only the actions it calls",
+        ),
+        (
+            (LEDGER,),
+            {LEDGER: ("dynamodb:TransactWriteItems",)},
+            r"'dynamodb:TransactWriteItems' is not an IAM action: IAM authorizes it as dynamodb:PutItem, "
+            r"dynamodb:UpdateItem, dynamodb:DeleteItem or dynamodb:ConditionCheckItem",
+        ),
+        (
+            (contract.ENV_PAYMENTS_TOPIC_ARN,),
+            {contract.ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish", "dynamodb:PutItem")},
+            r"ACCESS\[PAYMENTS_TOPIC_ARN\] \(on topic payments\): 'dynamodb:PutItem' is not an sns "
+            r"action, and an SNS topic takes only sns actions; allowed: sns:Publish",
+        ),
+        (
+            (LEDGER,),
+            {LEDGER: ("dynamodb:Query@byFunding",)},
+            rf"function {SYNTHETIC}: ACCESS\[TRANSACTIONS_TABLE\] \(on table transactions\): "
+            r"'dynamodb:Query@byFunding' names index 'byFunding', which table transactions does not have; "
+            r"allowed: none \(the table has no index\)",
+        ),
+        (
+            (PAYMENTS,),
+            {PAYMENTS: ("dynamodb:GetItem", "dynamodb:Query@byCampaign")},
+            rf"'dynamodb:Query@byCampaign' names index 'byCampaign', which table payments does not have; "
+            rf"allowed: {PAYMENT_INDEXES} \(lambdas.shared.contract TABLES declares each table's indexes\)",
+        ),
+        (
+            (PAYMENTS,),
+            {PAYMENTS: (f"dynamodb:GetItem@{contract.PAYMENTS_BY_FUNDING_INDEX}",)},
+            rf"ACCESS\[PAYMENTS_TABLE\] \(on table payments\): index {contract.PAYMENTS_BY_FUNDING_INDEX}: "
+            r"'dynamodb:GetItem' is not an action on a DynamoDB index; "
+            r"allowed: dynamodb:Query, dynamodb:Scan",
+        ),
+        (
+            (contract.ENV_PG_GATEWAY_FUNCTION,),
+            {contract.ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction@byFunding",)},
+            r"ACCESS\[PG_GATEWAY_FUNCTION_NAME\] \(on function pg_gateway\): "
+            r"'lambda:InvokeFunction@byFunding' names an index, but only a table variable takes "
+            r"'<action>@<index>'",
+        ),
+        (
+            (contract.ENV_SES_SENDER,),
+            {contract.ENV_SES_SENDER: ()},
+            r"ACCESS\[SES_SENDER\] \(on the SES sender identity\) lists no actions; "
+            r"fix: list the actions the function calls on it \(allowed: ses:SendEmail, ses:SendRawEmail\), "
+            r"or drop SES_SENDER",
+        ),
+        (
+            (contract.ENV_PAYMENT_PROCESSING_QUEUE_URL,),
+            {contract.ENV_PAYMENT_PROCESSING_QUEUE_URL: ("sqs:SendMessageBatch",)},
+            r"'sqs:SendMessageBatch' is not an IAM action: IAM authorizes it as sqs:SendMessage",
+        ),
+        (
+            ("ORDERS_BUCKET",),
+            {},
+            rf"function {SYNTHETIC} declares environment variable ORDERS_BUCKET, which "
+            r"infra/payment_chain.py ENVIRONMENT_SOURCES does not map",
+        ),
+    ],
+)
+def test_each_declaration_problem_names_the_function_the_variable_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch, environment: tuple[str, ...], access: object, message: str
+) -> None:
+    name = synthetic(monkeypatch, environment, access)
+    problems = payment_chain.access_problems(name)
+    assert len(problems) == 1, problems
+    assert re.search(message, problems[0]), problems[0]
+
+
+def test_every_problem_of_every_function_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = synthetic(monkeypatch, (LEDGER, contract.ENV_PAYMENTS_TOPIC_ARN), {LEDGER: ("dynamodb:Scan@x",)})
+    with pytest.raises(payment_chain.AccessDeclarationError) as raised:
+        payment_chain.check_access([name, *packaging.FUNCTIONS])
+    assert len(raised.value.problems) == 2, "the committed functions' declarations have none"
+    lines = str(raised.value).splitlines()
+    assert lines[0].startswith("the functions' AWS access declarations (ACCESS in lambdas/<function>.py)")
+    assert [line.removeprefix("  - ") for line in lines[1:]] == raised.value.problems
+
+
+def test_a_bad_declaration_stops_the_program_before_any_resource_is_declared(
+    synth: SynthFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = packaging.FUNCTIONS[-1]
+    module = sys.modules[f"lambdas.{victim}"]
+    access = dict(declared_access(victim))
+    var = next(iter(access))
+    access[var] = ("sqs:PurgeQueue",)
+    monkeypatch.setattr(module, "ACCESS", access)
+
+    def unreachable(**_: object) -> None:
+        raise AssertionError("a resource was declared before the ACCESS declarations were checked")
+
+    monkeypatch.setattr(payment_chain, "declare_tables", unreachable)
+    with pytest.raises(payment_chain.AccessDeclarationError, match=rf"function {victim}: ACCESS\[{var}\]"):
         synth("dev", config=read_stack_config("dev"))
