@@ -662,6 +662,25 @@ def test_a_run_out_of_time_stops_and_says_the_audit_is_incomplete(
     assert emitted(capsys.readouterr().out)["AuditsCompleted"] == 0
 
 
+def test_a_campaign_that_cannot_be_read_fails_alone_and_the_run_is_incomplete(
+    auditor: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store(real_now_books("f-ok", fundingAmount=0), [], [])
+    store(real_now_books("f-throttled", fundingAmount=0), [], [])
+    real = books_auditor.read_books
+
+    def flaky(funding_id: str, campaign: dict[str, Any] | None = None) -> Any:
+        if funding_id == "f-throttled":
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return real(funding_id, campaign)
+
+    monkeypatch.setattr(books_auditor, "read_books", flaky)
+    summary = books_auditor.handler(SCHEDULE_EVENT, FakeContext())
+    assert (summary["campaignsAudited"], summary["errors"], summary["complete"]) == (1, 1, False)
+    metrics = emitted(capsys.readouterr().out)
+    assert metrics["AuditsCompleted"] == 0 and metrics["CampaignsAudited"] == 1
+
+
 def test_the_auditor_calls_exactly_what_its_access_declares(auditor: Platform) -> None:
     """conftest fails any test whose function calls outside ACCESS; here: nothing declared is unused."""
     now = datetime.now(UTC)
