@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint typecheck unit preview report run token demo audit docs lock clean
+.PHONY: help install test lint typecheck unit preview report run token demo audit iam-report docs lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -46,7 +46,10 @@ preview: $(STAMP) ## offline preview of STACK (default dev): what `pulumi previe
 report: $(STAMP) ## reviewer's report for STACK (BASE=<git ref> adds a diff): report/<stack>.md and .json
 	$(PY) -m infra.report $(STACK) $(if $(BASE),--base $(BASE),)
 
-run: $(STAMP) ## the whole system on the embedded AWS emulator (127.0.0.1), in the foreground
+# Knobs of `make run` (environment variables; README "Running it locally"): AWS_FAULT_RATE,
+# CRASH_RATE, DUPLICATE_RATE, FAULT_SEED, PG_TRANSIENT_FAILURE_RATE, PG_DECLINE_RATE, PG_LATENCY_MS,
+# PG_SEED, TIME_SCALE, PORT, EMULATOR_PORT.
+run: $(STAMP) ## the whole system on the embedded AWS emulator (127.0.0.1), in the foreground (fault knobs: see README)
 	$(PY) -m infra.local
 
 token: $(STAMP) ## print a bearer token for USER=<name> on the running local system
@@ -54,6 +57,9 @@ token: $(STAMP) ## print a bearer token for USER=<name> on the running local sys
 
 demo: $(STAMP) ## a scripted story against the running local system (or one it starts)
 	$(PY) -m infra.local.demo
+
+iam-report: $(STAMP) ## per role: grants used and UNUSED, calls DENIED (running system, or a demo run)
+	$(PY) -m infra.local.iam_report
 
 audit: $(STAMP) ## audit every campaign's books (local system; ARGS='--fundings T ... --stack S' for a stack)
 	$(PY) -m infra.local.audit $(ARGS)
