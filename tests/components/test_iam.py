@@ -344,3 +344,18 @@ def test_granted_actions_takes_single_strings_and_skips_deny_statements() -> Non
 def test_granted_actions_refuses_what_it_cannot_list_faithfully(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         granted_actions(text)
+
+
+@pytest.mark.parametrize(
+    ("preset", "kind"),
+    [
+        (dynamodb_read_write(TABLE), iam.DYNAMODB_TABLE),
+        (dynamodb_read(TABLE), iam.DYNAMODB_TABLE),
+        (sns_publish("arn:t"), iam.SNS_TOPIC),
+        (iam.sqs_send("arn:q"), iam.SQS_QUEUE),
+        (sqs_consume("arn:q"), iam.SQS_QUEUE),
+        (iam.lambda_invoke("arn:f"), iam.LAMBDA_FUNCTION),
+    ],
+)
+def test_the_presets_name_only_actions_the_exact_vocabulary_accepts(preset: Grant, kind: str) -> None:
+    assert action_problems(kind, preset.actions) == []
