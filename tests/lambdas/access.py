@@ -61,15 +61,21 @@ _TESTS_DIR = str(Path(__file__).resolve().parents[1])
 def current_function() -> str | None:
     """The function module (`lambdas.<name>`) making the current AWS call, if any.
 
-    The innermost such module on the stack, unless test code sits in between: a test double
-    acting from inside a handler (the harness receiving and deleting messages to interleave
-    batches, a test writing a row mid-run) is the test, not the function. The fake gateway's
-    invoke stands for the caller's own Invoke, so it does not stop the search.
+    The innermost such module on the stack, unless test code sits in between: a test acting
+    from inside a handler (the harness's Platform receiving and deleting messages to interleave
+    batches, a test writing a row mid-run) is the test, not the function. The harness's other
+    helpers are transparent (the fake gateway's invoke is the caller's own Invoke; the
+    no-delay wrapper forwards payment_retry's own SendMessage).
     """
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if filename == _THIS_FILE or (filename == _HARNESS_FILE and frame.f_code.co_name == "invoke"):
+        if filename == _THIS_FILE:
+            frame = frame.f_back
+            continue
+        if filename == _HARNESS_FILE:
+            if type(frame.f_locals.get("self")).__name__ == "Platform":
+                return None
             frame = frame.f_back
             continue
         if filename.startswith(_TESTS_DIR):
