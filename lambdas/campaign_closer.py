@@ -225,7 +225,8 @@ def _refund_transaction(
                         "SET #state = :refunded, refundedAt = :at, refundRef = :ref, refundReason = :reason,"
                         f" updatedAt = :now, {c.OWED_ATTRIBUTE} = :refunded, {c.OWED_SINCE_ATTRIBUTE} = :now"
                     ),
-                    "ConditionExpression": "#state = :captured",
+                    # Never over an owed payment.captured (REFUNDED would replace that `owed`).
+                    "ConditionExpression": f"#state = :captured AND attribute_not_exists({c.OWED_ATTRIBUTE})",
                     "ExpressionAttributeNames": {"#state": "state"},
                     "ExpressionAttributeValues": aws.to_attributes(
                         {
@@ -243,6 +244,31 @@ def _refund_transaction(
     aws.client("dynamodb").transact_write_items(TransactItems=items)
 
 
+def _captures_announced(captured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The captured payments whose payment.captured went out; sends the ones still owed first.
+
+    REFUNDED replaces `owed`, so refunding a payment whose capture event is still owed would
+    lose that event (and the ledger would show a refund of money it never saw captured). Those
+    are announced first; any still unsent wait for the next run.
+    """
+    owed = [p for p in captured if p.get(c.OWED_ATTRIBUTE)]
+    if not owed:
+        return captured
+    outcome = settle(owed, logger)
+    done = set(outcome.cleared)
+    for payment in owed:
+        if payment["paymentId"] in done:
+            payment.pop(c.OWED_ATTRIBUTE, None)
+            payment.pop(c.OWED_SINCE_ATTRIBUTE, None)
+    ready = [p for p in captured if not p.get(c.OWED_ATTRIBUTE)]
+    if len(ready) < len(captured):
+        logger.warning(
+            "captures whose event is still owed are refunded next run",
+            extra={"waiting": len(captured) - len(ready)},
+        )
+    return ready
+
+
 def refund_campaign(campaign: dict[str, Any]) -> int:
     """Refund every captured payment of a FAILED or DELETED campaign and announce each refund.
 
@@ -251,7 +277,8 @@ def refund_campaign(campaign: dict[str, Any]) -> int:
     funding_id = campaign["fundingId"]
     reason = REFUND_REASONS[campaign["state"]]
     gateway = gateway_client()
-    captured, announce = _refund_work(funding_id)
+    found, announce = _refund_work(funding_id)
+    captured = _captures_announced(found)
     refunded = 0
     for start in range(0, len(captured), REFUND_CHUNK):
         done: list[tuple[dict[str, Any], str, str]] = []

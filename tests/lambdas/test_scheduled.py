@@ -390,3 +390,42 @@ def test_sweeper_leaves_unfinished_work_owed_when_the_gateway_is_still_down(plat
     assert summary["owedSettled"] == 0 and summary["owedUnfinished"] == 1
     assert platform.payment(payment["paymentId"])["owed"] == "FAILED"
     assert platform.published("payment.failed") == []
+
+
+def test_a_capture_whose_event_is_still_owed_is_announced_before_its_refund(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REFUNDED replaces `owed`: refunding first would lose payment.captured for good."""
+    funding_id = platform.create_campaign(goal=1_000_000)
+    payment = platform.create_payment(funding_id, 10_000)
+    platform.run(functions=("payment_processor",))
+    sns = aws.client("sns")
+    real_publish_batch = sns.publish_batch
+
+    def captured_lost(**kwargs: Any) -> dict[str, Any]:
+        entries = kwargs["PublishBatchRequestEntries"]
+        lost = [e for e in entries if json.loads(e["Message"])["type"] == "payment.captured"]
+        sent = [e for e in entries if e not in lost]
+        if sent:
+            real_publish_batch(TopicArn=kwargs["TopicArn"], PublishBatchRequestEntries=sent)
+        return {"Successful": [], "Failed": [{"Id": e["Id"], "Code": "InternalError"} for e in lost]}
+
+    monkeypatch.setattr(sns, "publish_batch", captured_lost)
+    platform.pump("funding_update")
+    monkeypatch.setattr(sns, "publish_batch", real_publish_batch)
+    platform.sqs.purge_queue(QueueUrl=platform.queue_urls["funding-update"])  # exhausted into the DLQ
+    assert platform.payment(payment["paymentId"])["owed"] == "CAPTURED"
+    _past_deadline(platform, funding_id)
+
+    campaign_closer.handler(SCHEDULE_EVENT, FakeContext())
+    platform.run()
+
+    assert platform.payment(payment["paymentId"])["state"] == "REFUNDED"
+    assert [r["type"] for r in platform.ledger(funding_id) if r.get("paymentId") == payment["paymentId"]] == [
+        "payment.requested",
+        "payment.approved",
+        "payment.captured",
+        "payment.refunded",
+    ]
+    assert platform.owed() == [] and platform.campaign(funding_id)["refundsCompletedAt"]
+    _assert_books_balance(platform, funding_id)
