@@ -51,7 +51,6 @@ from lambdas.shared.campaigns import (
     amount_of,
     deadline_passed,
     fundings_table,
-    get_campaign,
     iso_utc,
     open_until_condition,
 )
@@ -70,8 +69,9 @@ ENVIRONMENT: tuple[str, ...] = (
 )
 OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
 ACCESS: dict[str, tuple[str, ...]] = {
-    # GetItem: the campaign; UpdateItem: its share of the capture transaction, goalPublishedAt.
-    c.FUNDINGS_TABLE.env_var: ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    # BatchGetItem: the campaign (with its payments); UpdateItem: its share of the capture
+    # transaction, goalPublishedAt.
+    c.FUNDINGS_TABLE.env_var: ("dynamodb:BatchGetItem", "dynamodb:UpdateItem"),
     # BatchGetItem: the batch's payments; UpdateItem: captures, cancelRequestedAt, clearing `owed`.
     c.PAYMENTS_TABLE.env_var: ("dynamodb:BatchGetItem", "dynamodb:UpdateItem"),
     c.ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
@@ -268,8 +268,15 @@ def _settle_campaign(group: _Group) -> dict[str, Exception]:
     remaining = list(group.message_ids)
     contention = 0
     while remaining:
-        campaign = get_campaign(group.funding_id)
-        found = aws.batch_get(payments_table(), "paymentId", remaining)
+        # The campaign and its payments in one strongly consistent BatchGetItem.
+        read = aws.batch_get_many(
+            {
+                fundings_table(): (c.FUNDINGS_TABLE.partition_key, [group.funding_id]),
+                payments_table(): (c.PAYMENTS_TABLE.partition_key, remaining),
+            }
+        )
+        campaign = read[fundings_table()].get(group.funding_id)
+        found = read[payments_table()]
         approved: list[dict[str, Any]] = []
         for payment_id in remaining:
             payment = found.get(payment_id)

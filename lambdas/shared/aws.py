@@ -9,6 +9,7 @@ the real endpoint).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -82,24 +83,44 @@ def get_item(table: str, key: dict[str, Any]) -> dict[str, Any] | None:
     return from_attributes(item) if item else None
 
 
-def batch_get(table: str, key_name: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Strongly consistent reads of up to any number of items by key, as {id: item}."""
-    found: dict[str, dict[str, Any]] = {}
+BATCH_GET_LIMIT = 100
+"""DynamoDB's BatchGetItem maximum (keys per call, all tables together)."""
+
+
+def batch_get_many(wanted: dict[str, tuple[str, list[str]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Strongly consistent reads from several tables in as few BatchGetItem calls as possible.
+
+    `wanted` is {table: (key attribute, ids)}; the answer {table: {id: item}} (absent ids are
+    simply missing). Keys of all tables share each call's 100-key budget, so a campaign and its
+    99 payments are one call. Unprocessed keys (throttling) are asked again, with a short backoff.
+    """
+    found: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in wanted}
+    keys = [(table, key_name, i) for table, (key_name, ids) in wanted.items() for i in dict.fromkeys(ids)]
     ddb = client("dynamodb")
-    for start in range(0, len(ids), 100):
-        pending: dict[str, Any] = {
-            table: {
-                "Keys": [to_attributes({key_name: i}) for i in ids[start : start + 100]],
-                "ConsistentRead": True,
-            }
-        }
+    for start in range(0, len(keys), BATCH_GET_LIMIT):
+        pending: dict[str, Any] = {}
+        for table, key_name, i in keys[start : start + BATCH_GET_LIMIT]:
+            pending.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(
+                to_attributes({key_name: i})
+            )
+        attempt = 0
         while pending:
             response = ddb.batch_get_item(RequestItems=pending)
-            for raw in response.get("Responses", {}).get(table, []):
-                item = from_attributes(raw)
-                found[item[key_name]] = item
+            for table, raws in response.get("Responses", {}).items():
+                key_name = wanted[table][0]
+                for raw in raws:
+                    item = from_attributes(raw)
+                    found[table][item[key_name]] = item
             pending = response.get("UnprocessedKeys") or {}
+            if pending:
+                attempt += 1
+                time.sleep(min(0.05 * 2**attempt, 1.0))
     return found
+
+
+def batch_get(table: str, key_name: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Strongly consistent reads of any number of items of one table by key, as {id: item}."""
+    return batch_get_many({table: (key_name, ids)})[table]
 
 
 def update_item(

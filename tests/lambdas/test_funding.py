@@ -88,18 +88,34 @@ def test_one_campaign_write_per_batch(platform: Platform, monkeypatch: pytest.Mo
         platform.create_payment(funding_id, 10_000)
     _approve_all(platform)
     calls: list[list[str]] = []
-    real = aws.client("dynamodb").transact_write_items
+    reads: list[dict[str, int]] = []
+    ddb = aws.client("dynamodb")
+    real, real_read = ddb.transact_write_items, ddb.batch_get_item
 
     def spy(**kwargs: Any) -> Any:
         calls.append([next(iter(item.values()))["TableName"] for item in kwargs["TransactItems"]])
         return real(**kwargs)
 
-    monkeypatch.setattr(aws.client("dynamodb"), "transact_write_items", spy)
-    platform.pump("funding_update")
+    def read_spy(**kwargs: Any) -> Any:
+        reads.append({table: len(request["Keys"]) for table, request in kwargs["RequestItems"].items()})
+        return real_read(**kwargs)
 
-    # One capture transaction (the campaign once + ten payments), then one that clears the ten
-    # payments' `owed` once their payment.captured went out: no per-payment call.
+    def get_spy(**kwargs: Any) -> Any:
+        raise AssertionError(f"a single-item read on the hot path: {kwargs['TableName']}")
+
+    with pytest.MonkeyPatch.context() as spies:
+        spies.setattr(ddb, "transact_write_items", spy)
+        spies.setattr(ddb, "batch_get_item", read_spy)
+        spies.setattr(ddb, "get_item", get_spy)
+        platform.pump("funding_update", max_messages=10)
+
+    # One read of the campaign and its ten payments; one capture transaction (the campaign once +
+    # ten payments); one that clears the ten payments' `owed` once their payment.captured went
+    # out: no per-payment call.
+    assert reads == [{"fundings": 1, "payments": 10}]
     assert calls == [["fundings"] + ["payments"] * 10, ["payments"] * 10]
+    assert platform.campaign(funding_id)["fundingAmount"] == 100_000
+    assert platform.owed() == []
     assert platform.campaign(funding_id)["fundingAmount"] == 100_000
     assert platform.owed() == []
 
@@ -410,18 +426,17 @@ def _age(platform: Platform, payment_id: str, **fields: str) -> None:
 
 
 def test_capture_events_lost_in_an_sns_outage_are_owed_and_the_sweeper_sends_them(
-    platform: Platform, monkeypatch: pytest.MonkeyPatch
+    platform: Platform,
 ) -> None:
     funding_id = platform.create_campaign(goal=1_000_000)
     payments = [platform.create_payment(funding_id, 10_000 + i) for i in range(3)]
     _approve_all(platform)
-    undo = pytest.MonkeyPatch()
-    _sns_outage(undo, {"payment.captured"})
-    for _ in range(3):
-        result = platform.invoke_batch("funding_update", platform.receive(FUNDING_QUEUE))
-        assert len(result["batchItemFailures"]) == 3 or not result["batchItemFailures"]
-    _records_exhausted_into_the_dlq(platform)
-    undo.undo()
+    with pytest.MonkeyPatch.context() as outage:
+        _sns_outage(outage, {"payment.captured"})
+        for _ in range(3):
+            result = platform.invoke_batch("funding_update", platform.receive(FUNDING_QUEUE))
+            assert len(result["batchItemFailures"]) == 3 or not result["batchItemFailures"]
+        _records_exhausted_into_the_dlq(platform)
 
     stored = [platform.payment(p["paymentId"]) for p in payments]
     assert {p["state"] for p in stored} == {"CAPTURED"} and {p["owed"] for p in stored} == {"CAPTURED"}
@@ -441,18 +456,15 @@ def test_capture_events_lost_in_an_sns_outage_are_owed_and_the_sweeper_sends_the
     _assert_books_balance(platform, funding_id)
 
 
-def test_a_goal_reached_event_never_published_is_sent_by_the_closer(
-    platform: Platform, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_goal_reached_event_never_published_is_sent_by_the_closer(platform: Platform) -> None:
     funding_id = platform.create_campaign(goal=30_000)
     first = platform.create_payment(funding_id, 20_000)
     crossing = platform.create_payment(funding_id, 20_000)
     _approve_all(platform)
-    undo = pytest.MonkeyPatch()
-    _sns_outage(undo, {"funding.goal_reached"})
-    platform.invoke_batch("funding_update", platform.receive(FUNDING_QUEUE))
-    _records_exhausted_into_the_dlq(platform)
-    undo.undo()
+    with pytest.MonkeyPatch.context() as outage:
+        _sns_outage(outage, {"funding.goal_reached"})
+        platform.invoke_batch("funding_update", platform.receive(FUNDING_QUEUE))
+        _records_exhausted_into_the_dlq(platform)
     campaign = platform.campaign(funding_id)
     assert campaign["state"] == "SUCCEEDED" and campaign["goalPaymentId"] == crossing["paymentId"]
     assert "goalPublishedAt" not in campaign and platform.published("funding.goal_reached") == []
