@@ -199,14 +199,14 @@ def run(n: int, racing: bool) -> dict[str, Any]:
                 result = funding_update.handler({"Records": group[index]}, None)
                 assert not result["batchItemFailures"], result
 
-        funding_update._capture_transaction = interleaved  # type: ignore[assignment]
+        funding_update._capture_transaction = interleaved
         started = time.perf_counter()
         try:
             deliver(batches[:steady_batches])
             at_steady = counter.snapshot()
             deliver(batches[steady_batches:])
         finally:
-            funding_update._capture_transaction = real  # type: ignore[assignment]
+            funding_update._capture_transaction = real
         elapsed = time.perf_counter() - started
         campaign = aws.get_item("fundings", {"fundingId": funding_id}) or {}
         item_kb = len(json.dumps(campaign)) / 1024

@@ -441,4 +441,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise failed[record.message_id]
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event, record_handler, processor, context)
+    return dict(process_partial_response(event, record_handler, processor, context))

@@ -186,7 +186,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     processor = BatchProcessor(event_type=BatchEventType.SQS, raise_on_entire_batch_failure=False)
     with processor(records=event.get("Records", []), handler=stage):
         processor.process()
-    response = processor.response()
+    response: dict[str, Any] = dict(processor.response())
     failed = _write(env_str(TRANSACTIONS_TABLE.env_var), staged) if staged else set()
     for key in failed:
         for message_id in messages_of[key]:

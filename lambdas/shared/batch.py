@@ -72,7 +72,7 @@ def consume(
                 raise
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event, record_handler, processor, context)
+    return dict(process_partial_response(event, record_handler, processor, context))
 
 
 def receive_count(record: SQSRecord) -> int:

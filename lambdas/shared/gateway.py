@@ -81,7 +81,7 @@ class GatewayClient:
         except (ClientError, BotoCoreError) as exc:
             raise GatewayTransientError(f"invoking {self._function_name} failed: {exc}") from exc
         payload = response.get("Payload")
-        raw = payload.read() if hasattr(payload, "read") else payload
+        raw = payload.read() if payload is not None and hasattr(payload, "read") else payload
         if response.get("FunctionError"):
             raise GatewayTransientError(f"gateway function error {response['FunctionError']}: {raw!r:.300}")
         try:
