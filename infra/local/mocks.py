@@ -14,6 +14,7 @@ this product's queues, topics or functions anywhere in this package.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +145,11 @@ class EmulatorMocks(pulumi_mocks.Mocks):
         self.offline = OfflineMocks(region, MOCK_ACCOUNT_ID)
         self.deployment = LocalDeployment(region=region)
         self._session = emulator_session(region)
+        self.deferred: list[Callable[[], Any]] = []
+        """Creations nothing running depends on (alarms, dashboards: their outputs are known
+        without the emulator): `create_deferred` makes them once the system is ready."""
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self._creators: dict[
             str, Callable[[pulumi_mocks.MockResourceArgs, str], tuple[str, dict[str, Any]]]
         ] = {
@@ -172,8 +178,24 @@ class EmulatorMocks(pulumi_mocks.Mocks):
         }
 
     def client(self, service: str) -> Any:
-        """A boto3 client bound to the emulator."""
-        return self._session.client(service, endpoint_url=self.endpoint_url)
+        """A boto3 client bound to the emulator (one per service: creating one costs milliseconds;
+        clients are thread-safe, the session that creates them is not)."""
+        with self._clients_lock:
+            found = self._clients.get(service)
+            if found is None:
+                found = self._clients[service] = self._session.client(service, endpoint_url=self.endpoint_url)
+            return found
+
+    def create_deferred(self) -> list[str]:
+        """Make the deferred creations now; the errors, if any (one line each)."""
+        errors = []
+        for create in self.deferred:
+            try:
+                create()
+            except Exception as exc:  # reported, never fatal: nothing running depends on these
+                errors.append(f"{type(exc).__name__}: {exc}")
+        self.deferred.clear()
+        return errors
 
     # --- the Mocks interface ----------------------------------------------------------------
 
@@ -370,8 +392,10 @@ class EmulatorMocks(pulumi_mocks.Mocks):
     def _dashboard(self, args: pulumi_mocks.MockResourceArgs, name: str) -> tuple[str, dict[str, Any]]:
         dashboard = str(args.inputs.get("dashboardName") or name)
         body = args.inputs["dashboardBody"]
-        self.client("cloudwatch").put_dashboard(
-            DashboardName=dashboard, DashboardBody=body if isinstance(body, str) else json.dumps(body)
+        self.deferred.append(
+            lambda: self.client("cloudwatch").put_dashboard(
+                DashboardName=dashboard, DashboardBody=body if isinstance(body, str) else json.dumps(body)
+            )
         )
         arn = f"arn:aws:cloudwatch::{MOCK_ACCOUNT_ID}:dashboard/{dashboard}"
         return dashboard, {"id": dashboard, "dashboardArn": arn}
@@ -400,7 +424,7 @@ class EmulatorMocks(pulumi_mocks.Mocks):
             )
         elif inputs.get("metricQueries"):
             request["Metrics"] = [_metric_query(q) for q in inputs["metricQueries"]]
-        self.client("cloudwatch").put_metric_alarm(**request)
+        self.deferred.append(lambda: self.client("cloudwatch").put_metric_alarm(**request))
         return name, {"id": name, "arn": self._arn("cloudwatch", f"alarm:{name}")}
 
     def _function(self, args: pulumi_mocks.MockResourceArgs, name: str) -> tuple[str, dict[str, Any]]:

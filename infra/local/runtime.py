@@ -727,13 +727,18 @@ class LambdaApi:
                 self._send_raw(status, [("Content-Type", "application/json"), *headers.items()], body)
 
             def _send_raw(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-                self.send_response(status)
-                for key, value in headers:
-                    if key.lower() != "content-length":
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for key, value in headers:
+                        if key.lower() != "content-length":
+                            self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The caller went away (its environment was killed, or it timed out): as on
+                    # AWS, the invocation ran all the same; there is nobody to answer.
+                    self.close_connection = True
 
         self._server = ThreadingHTTPServer((LOOPBACK, self.port), Handler)
         self._server.daemon_threads = True

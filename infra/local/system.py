@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -137,7 +138,9 @@ class LocalSystem:
         self.synthesis: Synthesis | None = None
         self.fleet: Fleet | None = None
         self.sessions: dict[str, RoleSession] = {}
-        """function name → its execution environments' session; "api" → the ECS task's."""
+        """function name → its execution environments' session."""
+        self.api_session: RoleSession | None = None
+        """The ECS task role's session the API runs with."""
         self.poller_sessions: dict[str, RoleSession] = {}
         self.service_sessions: dict[str, RoleSession] = {}
         """function name → the session Lambda uses to dead-letter its failed asynchronous events."""
@@ -146,6 +149,8 @@ class LocalSystem:
         self.scheduler: Scheduler | None = None
         self._emulator: subprocess.Popen[bytes] | None = None
         self._zygote: Zygote | None = None
+        self._mocks: EmulatorMocks | None = None
+        self._deferred: threading.Thread | None = None
         self._api: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.ready_seconds = 0.0
@@ -184,6 +189,19 @@ class LocalSystem:
             raise
         self.ready_seconds = time.monotonic() - self.started_at
         self._write_state()
+        if self._mocks is not None and self._mocks.deferred:
+            self._deferred = threading.Thread(target=self._create_deferred, daemon=True, name="deferred")
+            self._deferred.start()
+
+    def _create_deferred(self) -> None:
+        """Alarms and dashboards: created once the system is ready (nothing running needs them)."""
+        assert self._mocks is not None
+        count = len(self._mocks.deferred)
+        errors = self._mocks.create_deferred()
+        if errors:
+            self.progress(
+                f"  {len(errors)} of {count} alarms and dashboards failed on the emulator: {errors[0]}"
+            )
 
     def _start_emulator(self, workdir: Path) -> None:
         self.progress(f"starting the AWS emulator (moto) on {self.emulator_url} …")
@@ -203,11 +221,16 @@ class LocalSystem:
         mocks = EmulatorMocks(self.emulator_url, self.region)
         self.synthesis = synthesize(LOCAL_STACK, mocks=mocks)
         self.deployment = mocks.deployment
+        self._mocks = mocks
         created = len(self.deployment.created)
         recorded = len(self.deployment.recorded)
         self.progress(
-            f"  {created} resources created on the emulator; {recorded} with no local meaning recorded"
+            f"  {created} resources created on the emulator; {recorded} with no local meaning recorded "
+            f"({self._since_start()})"
         )
+
+    def _since_start(self) -> str:
+        return f"{time.monotonic() - self.started_at:.1f} s since start"
 
     def _enforce_iam(self) -> None:
         """Bootstrap is done: enforce IAM, then give every function, mapping and the API a session
@@ -259,15 +282,17 @@ class LocalSystem:
                 f"the API's task role {task_role.name} does not trust ecs-tasks.amazonaws.com, so ECS "
                 "could not assume it on AWS either; allow sts:AssumeRole for that service principal"
             )
-        wanted.append((self.sessions, "api", task_role.arn, "api", str(container.get("family") or "api")))
+        api: dict[str, RoleSession] = {}
+        wanted.append((api, "task", task_role.arn, "api", str(container.get("family") or "api")))
         sts = emulator_client("sts", self.emulator_url, self.region)
         with ThreadPoolExecutor(max_workers=8) as pool:
             assumed = pool.map(lambda w: assume_role(sts, self.emulator_url, w[2], w[3], w[4]), wanted)
             for (into, key, *_), session in zip(wanted, assumed, strict=True):
                 into[key] = session
+        self.api_session = api["task"]
         self.progress(
             f"  IAM enforced: {len(deployment.functions)} functions, {len(deployment.mappings)} event "
-            "source mappings and the API each run with a session of their own role"
+            f"source mappings and the API each run with a session of their own role ({self._since_start()})"
         )
 
     def _start_functions(self, workdir: Path) -> None:
@@ -338,7 +363,7 @@ class LocalSystem:
         self.scheduler.start()
         self.progress(
             f"  {len(self.pollers)} queue pollers and {len(self.scheduler.schedules)} schedules "
-            f"running (time scale x{self.options.time_scale:g})"
+            f"running (time scale x{self.options.time_scale:g}; {self._since_start()})"
         )
 
     def _dead_letter(self, function: LocalFunction, event: Any, error: Any) -> None:
@@ -382,7 +407,7 @@ class LocalSystem:
         credentials of a session of the task role."""
         container = self._api_container()
         env = base_process_environment()
-        session = self.sessions.get("api")
+        session = self.api_session
         if session is None:
             raise RuntimeError("the API has no task role session: start the system with start()")
         env.update(session.environment(self.emulator_url, self.region))
@@ -444,6 +469,8 @@ class LocalSystem:
 
     def stop(self) -> None:
         """Stop every process and thread this system started."""
+        if self._deferred is not None:
+            self._deferred.join(timeout=30)
         for poller in self.pollers:
             poller.stopping.set()
         if self.scheduler:

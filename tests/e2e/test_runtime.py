@@ -176,7 +176,8 @@ def test_a_burst_runs_several_batches_of_one_queue_at_once(system: LocalSystem) 
 
 
 def test_the_api_is_denied_outside_its_role_and_allowed_inside_it(system: LocalSystem) -> None:
-    api = system.sessions["api"]
+    api = system.api_session
+    assert api is not None
     dynamodb = api.client(
         "dynamodb", system.emulator_url, system.region, Config(retries={"total_max_attempts": 1})
     )
@@ -254,7 +255,8 @@ def test_aws_faults_reach_boto3_as_aws_sends_them_and_payments_still_settle(tmp_
     system = start(tmp_path, aws_fault_rate=0.2, fault_seed=5)
     try:
         # What an SDK with retries off sees, signed as the API's task role (a faulted session).
-        api = system.sessions["api"]
+        api = system.api_session
+        assert api is not None
         dynamodb = api.client(
             "dynamodb", system.emulator_url, system.region, Config(retries={"total_max_attempts": 1})
         )
