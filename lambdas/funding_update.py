@@ -365,9 +365,8 @@ def _settle_campaign(group: _Group) -> dict[str, Exception]:
             )
             try:
                 _publish_goal_reached(campaign)
-            except (
-                Exception
-            ) as exc:  # the capture stands; the crossing record's retry (or the closer) re-sends it
+            except Exception as exc:
+                # The capture stands; the crossing record's retry (or the closer) re-sends it.
                 logger.exception("funding.goal_reached not published yet")
                 failures[crossing["paymentId"]] = PublishError(f"funding.goal_reached not sent: {exc}")
         done = {p["paymentId"] for p in chunk}

@@ -15,7 +15,8 @@ Response, an answer (HTTP-like 200 with `ok: true`)::
     {"ok": true, "operation": "...", "paymentId": "...", "amount": <int>,
      "outcome": "APPROVED" | "DECLINED" | "VOIDED" | "REFUNDED",
      "reference": "<gateway reference>", "processedAt": "<ISO 8601 UTC>",
-     "reason": "<decline reason>"}   # reason only on DECLINED
+     "reason": "<decline reason>",   # reason only on DECLINED ("voided": refused after a void)
+     "authorized": <bool>}           # on VOIDED only: whether an authorization was released
 
 Response, no answer (`ok: false`)::
 
