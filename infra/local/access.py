@@ -399,10 +399,11 @@ class MotoIdentities:
             raise AuthenticationFailure("credentials") from None
         except SignatureDoesNotMatchError:
             raise AuthenticationFailure("signature") from None
-        except Exception as exc:  # other moto auth errors (bad token) surface as HTTP exceptions
-            if getattr(exc, "code", None) in (401, 403):
+        except Exception as exc:
+            if getattr(exc, "code", None) in (401, 403):  # moto's other refusals (a bad token)
                 raise AuthenticationFailure("credentials") from None
-            raise
+            # The signature cannot even be computed (a signed header is missing): it does not match.
+            raise AuthenticationFailure("signature") from None
         key = request._access_key
         arn = str(key.arn)
         documents = [policy_text(p) for p in key.collect_policies()]

@@ -375,16 +375,34 @@ def _status_line(status: int) -> str:
         return f"{status} Error"
 
 
+def caching_dispatcher() -> Any:
+    """moto's host → service dispatcher, remembering each host's service.
+
+    moto matches every request's inferred host against hundreds of URL patterns, under a lock;
+    the answer for a host never changes, so it is computed once per host."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    class CachingDispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backends: dict[str, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            if host is None:
+                return None
+            if host not in self._backends:  # callers hold self.lock
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return CachingDispatcher()
+
+
 def serve(port: int) -> None:
     """Serve moto on 127.0.0.1:`port` until killed."""
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
-    app = Gatekeeper(DomainDispatcherApplication(create_backend_app))
+    app = Gatekeeper(caching_dispatcher())
     server = make_server(LOOPBACK, port, app, threaded=True, request_handler=MotoRequestHandler)
     print(f"emulator: moto listening on http://{LOOPBACK}:{port}", flush=True)
     server.serve_forever()
