@@ -301,7 +301,8 @@ KEYS: tuple[Key, ...] = (
         "reconcileAfterSeconds",
         "integer",
         600,
-        "Age after which the reconciler re-publishes a payment still PENDING.",
+        "Age after which the sweeper (reconciler) acts on a payment still PENDING or APPROVED, "
+        "or on its owed follow-up work (void, event).",
         "a whole number from 60 to 86400",
         lambda v: 60 <= v <= 86_400,
     ),
