@@ -206,7 +206,8 @@ def _ses(request: WireRequest, region: str, account: str, resolver: Resolver) ->
 def required_permissions(
     request: WireRequest, account: str = DEFAULT_ACCOUNT, resolver: Resolver | None = None
 ) -> list[Permission]:
-    """The IAM authorizations AWS performs for `request` (empty when it cannot tell the operation)."""
+    """The IAM authorizations AWS performs for `request` (none for an operation every caller may
+    call, or one it cannot tell)."""
     if not request.operation or not request.service:
         return []
     resolver = resolver or NoResources()
@@ -231,6 +232,8 @@ def required_permissions(
         arn = name if name.startswith("arn:") else _arn("lambda", region, account, f"function:{name}")
         action = "lambda:InvokeFunction" if op in ("Invoke", "InvokeAsync") else f"lambda:{op}"
         return [Permission(action, arn)]
+    if service == "sts" and op == "GetCallerIdentity":
+        return []  # AWS answers it for any valid credentials, whatever the policies say
     if service == "sts" and op == "AssumeRole" and params.get("RoleArn"):
         return [Permission("sts:AssumeRole", str(params["RoleArn"]))]
     if service == "cloudwatch" and op == "PutMetricData":

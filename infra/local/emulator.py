@@ -220,7 +220,7 @@ class Gatekeeper:
                 return render_error(request, invalid_credentials(request, failure.reason))
             if permissions is None:
                 permissions = required_permissions(request, self.account, self.resources)
-            if not permissions:
+            if not request.operation:
                 with self.lock:
                     self.unclassified[request.name] += 1
             refusal = self._authorize(request, principal, documents, permissions)
@@ -399,9 +399,16 @@ def caching_dispatcher() -> Any:
 
 def serve(port: int) -> None:
     """Serve moto on 127.0.0.1:`port` until killed."""
+    import logging
+
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
+    # One access-log line per AWS call costs the emulator CPU every call; its errors still show.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from infra.local import moto_fidelity
+
+    moto_fidelity.apply()  # atomic conditional writes and transactions, as in DynamoDB
     app = Gatekeeper(caching_dispatcher())
     server = make_server(LOOPBACK, port, app, threaded=True, request_handler=MotoRequestHandler)
     print(f"emulator: moto listening on http://{LOOPBACK}:{port}", flush=True)

@@ -163,6 +163,7 @@ def test_pools_functions_roles_and_namespaces() -> None:
     assert (
         required_permissions(WireRequest(service="dynamodb", operation="", protocol="unknown"), ACCOUNT) == []
     )
+    assert required_permissions(request("sts", "GetCallerIdentity"), ACCOUNT) == []
 
 
 # --- the verdict ----------------------------------------------------------------------------------
