@@ -255,6 +255,9 @@ def main() -> int:
     except DemoError as exc:
         print(f"demo stopped: {exc}", file=sys.stderr)
         return 1
+    except (RuntimeError, TimeoutError, FileNotFoundError) as exc:  # the system could not start
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         if system is not None:
             system.stop()

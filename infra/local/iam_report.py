@@ -227,6 +227,9 @@ def main() -> int:
         print(f"demo stopped: {exc}", file=sys.stderr)
         print(system.iam_report())
         return 1
+    except (RuntimeError, TimeoutError, FileNotFoundError) as exc:  # the system could not start
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         system.stop()
     return 0

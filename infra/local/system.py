@@ -219,7 +219,12 @@ class LocalSystem:
         importlib.import_module("infra.stack")  # the program's imports, while the emulator boots
         wait_until_ready(self.emulator_url)
         mocks = EmulatorMocks(self.emulator_url, self.region)
-        self.synthesis = synthesize(LOCAL_STACK, mocks=mocks)
+        try:
+            self.synthesis = synthesize(LOCAL_STACK, mocks=mocks)
+        except Exception as exc:  # the program refused its own declaration: say so, not a traceback
+            raise RuntimeError(
+                f"the infra program for stack '{LOCAL_STACK}' failed (fix it, or check `make preview`): {exc}"
+            ) from exc
         self.deployment = mocks.deployment
         self._mocks = mocks
         created = len(self.deployment.created)

@@ -417,3 +417,17 @@ def test_the_banner_says_iam_is_enforced_and_shows_every_fault_knob(tmp_path: Pa
     assert "IAM           enforced" in text
     assert "AWS_FAULT_RATE=0.05 CRASH_RATE=0.02 DUPLICATE_RATE=0.1 FAULT_SEED=3" in text
     assert "PG_DECLINE_RATE=0.05" in text and "processor 10" in text
+
+
+def test_a_program_that_refuses_its_declaration_stops_the_start_with_its_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.local import system as system_module
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise ValueError("function reconciler declares LEDGER_QUEUE_URL, which nothing maps")
+
+    monkeypatch.setattr(system_module, "synthesize", refuse)
+    monkeypatch.setattr(system_module, "wait_until_ready", lambda url: None)
+    with pytest.raises(RuntimeError, match="the infra program for stack 'local' failed .*LEDGER_QUEUE_URL"):
+        LocalSystem(SystemOptions(workdir=tmp_path))._deploy()
