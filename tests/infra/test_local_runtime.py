@@ -429,5 +429,5 @@ def test_a_program_that_refuses_its_declaration_stops_the_start_with_its_message
 
     monkeypatch.setattr(system_module, "synthesize", refuse)
     monkeypatch.setattr(system_module, "wait_until_ready", lambda url: None)
-    with pytest.raises(RuntimeError, match="the infra program for stack 'local' failed .*LEDGER_QUEUE_URL"):
+    with pytest.raises(RuntimeError, match=r"the infra program for stack 'local' failed .*LEDGER_QUEUE_URL"):
         LocalSystem(SystemOptions(workdir=tmp_path))._deploy()
