@@ -136,6 +136,16 @@ class FromQueue:
 
 
 @dataclass(frozen=True)
+class FromDeadLetterQueue:
+    """The URL of the queue's dead-letter queue; grants the declared actions (sqs:ReceiveMessage, …) on it.
+
+    For a function that reads a DLQ it is not triggered by (the sweeper redrives the ledger's).
+    """
+
+    queue: str
+
+
+@dataclass(frozen=True)
 class FromFunction:
     """The function's name; grants the declared actions (lambda:InvokeFunction) on it."""
 
@@ -176,6 +186,7 @@ Source = (
     FromTable
     | FromTopic
     | FromQueue
+    | FromDeadLetterQueue
     | FromFunction
     | FromConfig
     | FromSender
@@ -207,6 +218,8 @@ ENVIRONMENT_SOURCES: dict[str, Source] = {
     contract.ENV_PAYMENTS_TOPIC_ARN: FromTopic(contract.Topic.PAYMENTS.value),
     contract.ENV_FUNDING_TARGET_TOPIC_ARN: FromTopic(contract.Topic.FUNDING_TARGET.value),
     contract.ENV_PAYMENT_PROCESSING_QUEUE_URL: FromQueue("payment-processing"),
+    contract.ENV_LEDGER_QUEUE_URL: FromQueue("ledger"),
+    contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL: FromDeadLetterQueue("ledger"),
     contract.ENV_PG_GATEWAY_FUNCTION: FromFunction("pg_gateway"),
     contract.ENV_PG_TRANSIENT_FAILURE_RATE: FromConfig(
         "pgTransientFailureRate", lambda cfg: str(cfg.pg_transient_failure_rate)
@@ -324,11 +337,14 @@ def declared_access(function: str) -> dict[str, tuple[str, ...]]:
     return {var: tuple(actions) for var, actions in access.items()}
 
 
-ResourceSource = FromTable | FromTopic | FromQueue | FromFunction | FromSender | FromUserPool
+ResourceSource = (
+    FromTable | FromTopic | FromQueue | FromDeadLetterQueue | FromFunction | FromSender | FromUserPool
+)
 RESOURCE_KINDS: dict[type, str] = {
     FromTable: iam.DYNAMODB_TABLE,
     FromTopic: iam.SNS_TOPIC,
     FromQueue: iam.SQS_QUEUE,
+    FromDeadLetterQueue: iam.SQS_QUEUE,
     FromFunction: iam.LAMBDA_FUNCTION,
     FromSender: iam.SES_IDENTITY,
     FromUserPool: iam.COGNITO_USER_POOL,
@@ -345,6 +361,8 @@ def _describe(source: Source) -> str:
         return f"topic {source.topic}"
     if isinstance(source, FromQueue):
         return f"queue {source.queue}"
+    if isinstance(source, FromDeadLetterQueue):
+        return f"the dead-letter queue of queue {source.queue}"
     if isinstance(source, FromFunction):
         return f"function {source.function}"
     if isinstance(source, FromSender):
@@ -644,6 +662,27 @@ class _Builder:
             into.grants.append(iam.sqs_access(queue.arn, actions, label=_label(source.queue)))
             into.add_key(queue.kms_key_arn)
             return queue.url
+        if isinstance(source, FromDeadLetterQueue):
+            owner = self.queues.get(source.queue)
+            dead_letter = owner.dead_letter if owner is not None else None
+            if dead_letter is None:
+                with_dlq = sorted(
+                    name for name, known in self.queues.items() if known.dead_letter is not None
+                )
+                problem = (
+                    "has no dead-letter queue" if owner is not None else "is not a queue of the payment chain"
+                )
+                raise ValueError(
+                    f"function {function}: {var} names the dead-letter queue of queue {source.queue!r}, "
+                    f"which {problem}; fix: FromDeadLetterQueue in the {var} row of infra/payment_chain.py "
+                    f"ENVIRONMENT_SOURCES names one of: {', '.join(with_dlq)}"
+                )
+            into.grants.append(
+                iam.sqs_access(dead_letter.arn, actions, label=f"{_label(source.queue)}DeadLetter")
+            )
+            if dead_letter.kms_key_arn is not None:
+                into.add_key(dead_letter.kms_key_arn)
+            return dead_letter.url
         if isinstance(source, FromFunction):
             target = self.functions.get(source.function)
             if target is None:

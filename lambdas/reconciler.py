@@ -1,7 +1,23 @@
 """reconciler (scheduled every 5 minutes): the sweeper. Nothing stays stuck behind a DLQ nobody reads.
 
 Trigger: EventBridge schedule. Out: payment.requested (`reconciled: true`), payment.approved,
-and any payment's owed state event (payment.declined/captured/failed/cancelled/refunded).
+and any payment's owed state event (payment.declined/captured/failed/cancelled/refunded); the
+events of the ledger's dead-letter queue, back to the ledger's queue.
+
+First, the ledger's DLQ is redriven (DESIGN §3 invariants 1 and 5: an event whose ledger records
+exhausted their receives, through throttling or a crash, would otherwise never get its row and
+the books would stop balancing). Up to REDRIVE_PER_RUN messages per run, ten per ReceiveMessage
+(1 s wait, so every SQS server is asked): each valid event envelope goes back to the ledger
+queue unchanged (SendMessageBatch: same body, same message attributes) and is deleted from the
+DLQ only once SQS accepted the send. A message that is not an event (`contract.parse_event`
+raises) stays in the DLQ: logged once per run with its id and reason, counted (PoisonMessages),
+and made visible again at the end of the run so the DLQ's depth alarm keeps firing until an
+operator removes it. A send that failed leaves its message in the DLQ for the next run. Sending
+twice is harmless: the ledger writes with conditional puts (`attribute_not_exists`), so an event
+redriven after its row was written (a delete that failed, a crash between send and delete, the
+same event in both queues) is dropped as a duplicate and adds no row.
+
+Then the payments:
 
 Per run, bounded per category, oldest first, only payments older than RECONCILE_AFTER_SECONDS:
 a. PENDING (byStateCreatedAt): the request was most likely lost before reaching the queue.
@@ -30,12 +46,17 @@ payment, and every re-published event is identical to the first (recorded once).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from lambdas.shared import aws
-from lambdas.shared.config import env_int, require_environment
+from lambdas.shared.config import env_int, env_str, require_environment
 from lambdas.shared.contract import (
+    ENV_LEDGER_DEAD_LETTER_QUEUE_URL,
+    ENV_LEDGER_QUEUE_URL,
     ENV_PAYMENTS_TOPIC_ARN,
     ENV_PG_GATEWAY_FUNCTION,
     ENV_RECONCILE_AFTER_SECONDS,
@@ -44,10 +65,12 @@ from lambdas.shared.contract import (
     PAYMENTS_BY_OWED_INDEX,
     PAYMENTS_BY_STATE_INDEX,
     PAYMENTS_TABLE,
+    EnvelopeError,
     EventType,
     Metric,
     PaymentState,
     make_event,
+    parse_event,
 )
 from lambdas.shared.events import derived_event_id, publish_all, state_event
 from lambdas.shared.owed import settle
@@ -60,6 +83,8 @@ ENVIRONMENT: tuple[str, ...] = (
     ENV_PAYMENTS_TOPIC_ARN,
     ENV_RECONCILE_AFTER_SECONDS,
     ENV_PG_GATEWAY_FUNCTION,
+    ENV_LEDGER_QUEUE_URL,
+    ENV_LEDGER_DEAD_LETTER_QUEUE_URL,
 )
 OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
 ACCESS: dict[str, tuple[str, ...]] = {
@@ -71,6 +96,15 @@ ACCESS: dict[str, tuple[str, ...]] = {
     ),
     ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
     ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction",),
+    # SendMessageBatch is authorized as sqs:SendMessage.
+    ENV_LEDGER_QUEUE_URL: ("sqs:SendMessage",),
+    # ChangeMessageVisibility: poison and unsent messages are made visible again at the end of the
+    # run, so the DLQ's depth alarm does not flap to OK while they are hidden by the receive.
+    ENV_LEDGER_DEAD_LETTER_QUEUE_URL: (
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+    ),
 }
 require_environment(ENVIRONMENT, function=FUNCTION)
 
@@ -88,6 +122,18 @@ OWED_ORDER = (
     PaymentState.REFUNDED,
 )
 """Held authorizations first, then lost events."""
+REDRIVE_PER_RUN = 100
+"""Messages received from the ledger's DLQ per run (events and poison alike); the rest waits."""
+REDRIVE_WAIT_SECONDS = 1
+"""ReceiveMessage wait: a long poll asks every SQS server (a short poll may answer empty while
+messages wait); it is spent once per run, on the receive that finds the DLQ empty."""
+REDRIVE_VISIBILITY_SECONDS = 120
+"""Received messages stay hidden this long: longer than a run (60 s timeout), so a run sees
+each message once; shorter than the 5-minute schedule, so after a crash the next run sees them."""
+SQS_BATCH_ENTRIES = 10
+"""SendMessageBatch's and ReceiveMessage's maximum."""
+SQS_BATCH_BYTES = 262_144
+"""Payload bytes per SendMessageBatch we stay under (SQS's long-standing limit; 1 MiB today)."""
 
 logger = function_logger(FUNCTION)
 metrics = function_metrics(FUNCTION)
@@ -208,12 +254,172 @@ def _sweep_owed(state: PaymentState, cutoff: str, context: Any) -> tuple[int, in
     return settled, unfinished
 
 
+@dataclass
+class _Redrive:
+    """One run's redrive of the ledger's DLQ."""
+
+    redriven: int = 0
+    poison: int = 0
+    unsent: int = 0
+    kept: dict[str, str] = field(default_factory=dict)
+    """messageId → receipt handle of messages left in the DLQ (made visible again at the end)."""
+
+
+def _entry_bytes(message: dict[str, Any]) -> int:
+    """SQS's size of a message: body plus each attribute's name, type and value."""
+    size = len(message.get("Body", "").encode())
+    for name, value in (message.get("MessageAttributes") or {}).items():
+        size += len(name.encode()) + len(str(value.get("DataType", "")).encode())
+        size += len(str(value.get("StringValue", "")).encode()) + len(value.get("BinaryValue", b""))
+    return size
+
+
+def _send_groups(messages: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """`messages` in SendMessageBatch-sized groups (≤ 10 entries, ≤ SQS_BATCH_BYTES unless alone)."""
+    group: list[dict[str, Any]] = []
+    size = 0
+    for message in messages:
+        grown = size + _entry_bytes(message)
+        if group and (len(group) == SQS_BATCH_ENTRIES or grown > SQS_BATCH_BYTES):
+            yield group
+            group, grown = [], _entry_bytes(message)
+        group.append(message)
+        size = grown
+    if group:
+        yield group
+
+
+def _attributes(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The message attributes as received, in the shape SendMessageBatch takes."""
+    kept = ("DataType", "StringValue", "BinaryValue")
+    return {
+        name: {key: value[key] for key in kept if key in value}
+        for name, value in (message.get("MessageAttributes") or {}).items()
+    }
+
+
+def _send_back(
+    sqs: Any, queue_url: str, messages: list[dict[str, Any]], run: _Redrive
+) -> list[dict[str, Any]]:
+    """Send `messages` to the ledger queue unchanged; returns those SQS accepted (the rest are kept)."""
+    sent: list[dict[str, Any]] = []
+    for group in _send_groups(messages):
+        by_id = {str(index): message for index, message in enumerate(group)}
+        entries = []
+        for entry_id, message in by_id.items():
+            entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message["Body"]}
+            if message.get("MessageAttributes"):
+                entry["MessageAttributes"] = _attributes(message)
+            entries.append(entry)
+        try:
+            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        except (BotoCoreError, ClientError) as exc:
+            response = {
+                "Failed": [{"Id": i, "Code": aws.error_code(exc) or type(exc).__name__} for i in by_id]
+            }
+        for failure in response.get("Failed") or []:
+            unsent = by_id.pop(str(failure.get("Id")), None)
+            if unsent is None:
+                continue
+            logger.error(
+                "ledger event not sent back from the ledger's DLQ; it stays there for the next run",
+                extra={
+                    "messageId": unsent["MessageId"],
+                    "error": failure.get("Code"),
+                    "detail": failure.get("Message"),
+                },
+            )
+            run.unsent += 1
+            run.kept[unsent["MessageId"]] = unsent["ReceiptHandle"]
+        sent.extend(by_id.values())
+    return sent
+
+
+def _delete(sqs: Any, dlq_url: str, messages: list[dict[str, Any]]) -> None:
+    """Delete sent messages from the DLQ; one left behind is sent again next run (a harmless duplicate)."""
+    for message in messages:
+        try:
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning(
+                "redriven ledger event not deleted from the DLQ; the next run sends it again (the ledger "
+                "drops the duplicate)",
+                extra={"messageId": message["MessageId"], "error": aws.error_code(exc) or str(exc)},
+            )
+
+
+def _release(sqs: Any, dlq_url: str, kept: dict[str, str]) -> None:
+    """Make kept messages visible again now, so the DLQ's depth alarm stays in ALARM."""
+    for message_id, receipt in kept.items():
+        try:
+            sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning(
+                "kept message not made visible again; it reappears after the receive's visibility timeout",
+                extra={"messageId": message_id, "error": aws.error_code(exc) or str(exc)},
+            )
+
+
+def redrive_ledger(context: Any) -> _Redrive:
+    """Send the events of the ledger's DLQ back to the ledger queue (see the module docstring)."""
+    sqs = aws.client("sqs")
+    dlq_url = env_str(ENV_LEDGER_DEAD_LETTER_QUEUE_URL)
+    queue_url = env_str(ENV_LEDGER_QUEUE_URL)
+    run = _Redrive()
+    received = 0
+    while received < REDRIVE_PER_RUN and _time_left(context):
+        try:
+            messages = sqs.receive_message(
+                QueueUrl=dlq_url,
+                MaxNumberOfMessages=min(SQS_BATCH_ENTRIES, REDRIVE_PER_RUN - received),
+                WaitTimeSeconds=REDRIVE_WAIT_SECONDS,
+                VisibilityTimeout=REDRIVE_VISIBILITY_SECONDS,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+        except (BotoCoreError, ClientError) as exc:
+            logger.error(
+                "cannot receive from the ledger's DLQ; its events wait for the next run (check the "
+                f"reconciler's grants and {ENV_LEDGER_DEAD_LETTER_QUEUE_URL})",
+                extra={"queueUrl": dlq_url, "error": aws.error_code(exc) or str(exc)},
+            )
+            break
+        if not messages:
+            break
+        received += len(messages)
+        events = []
+        for message in messages:
+            try:
+                parse_event(message.get("Body", ""))
+            except EnvelopeError as exc:
+                if message["MessageId"] not in run.kept:
+                    run.poison += 1
+                    logger.error(
+                        "not an event: left in the ledger's DLQ for an operator (inspect it, then delete it)",
+                        extra={
+                            "messageId": message["MessageId"],
+                            "reason": str(exc),
+                            "bodyPrefix": message.get("Body", "")[:200],
+                        },
+                    )
+                run.kept[message["MessageId"]] = message["ReceiptHandle"]
+            else:
+                events.append(message)
+        sent = _send_back(sqs, queue_url, events, run)
+        _delete(sqs, dlq_url, sent)
+        run.redriven += len(sent)
+    _release(sqs, dlq_url, run.kept)
+    return run
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """One scheduled run; returns (and logs) how many payments each category acted on."""
     now = datetime.now(UTC)
     now_iso = _iso(now)
     cutoff = _iso(now - timedelta(seconds=env_int(ENV_RECONCILE_AFTER_SECONDS, minimum=1)))
     summary = {"republished": 0, "skipped": 0, "approvedResent": 0, "owedSettled": 0, "owedUnfinished": 0}
+
+    redrive = redrive_ledger(context)
+    summary.update(ledgerRedriven=redrive.redriven, ledgerPoison=redrive.poison, ledgerUnsent=redrive.unsent)
 
     published, skipped = _republish(
         _stale(PaymentState.PENDING, "reconciledAt", cutoff),
@@ -253,6 +459,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     count(metrics, Metric.PAYMENTS_RECONCILED, summary["republished"])
     count(metrics, Metric.APPROVALS_RESENT, summary["approvedResent"])
     count(metrics, Metric.OWED_WORK_SETTLED, summary["owedSettled"])
+    count(metrics, Metric.LEDGER_EVENTS_REDRIVEN, redrive.redriven)
+    count(metrics, Metric.POISON_MESSAGES, redrive.poison)
     metrics.flush_metrics()
     logger.info("sweeper run", extra={**summary, "cutoff": cutoff})
     return summary

@@ -290,6 +290,10 @@ def ledger_record_key(event: dict[str, Any]) -> str:
 ENV_PAYMENTS_TOPIC_ARN = "PAYMENTS_TOPIC_ARN"
 ENV_FUNDING_TARGET_TOPIC_ARN = "FUNDING_TARGET_TOPIC_ARN"
 ENV_PAYMENT_PROCESSING_QUEUE_URL = "PAYMENT_PROCESSING_QUEUE_URL"
+ENV_LEDGER_QUEUE_URL = "LEDGER_QUEUE_URL"
+"""The ledger's queue: the sweeper sends the events of the ledger's DLQ back to it."""
+ENV_LEDGER_DEAD_LETTER_QUEUE_URL = "LEDGER_DEAD_LETTER_QUEUE_URL"
+"""The ledger's dead-letter queue: the sweeper redrives it every run (nothing else reads it)."""
 ENV_PG_GATEWAY_FUNCTION = "PG_GATEWAY_FUNCTION_NAME"
 ENV_PG_TRANSIENT_FAILURE_RATE = "PG_TRANSIENT_FAILURE_RATE"
 ENV_PG_DECLINE_RATE = "PG_DECLINE_RATE"
@@ -334,12 +338,15 @@ class Metric(StrEnum):
     GOALS_REACHED = "GoalsReached"
     RETRY_ATTEMPTS = "RetryAttempts"
     PAYMENTS_RECONCILED = "PaymentsReconciled"  # stale PENDING payments re-published
-    POISON_MESSAGES = "PoisonMessages"  # records failed towards the DLQ because they are not events
+    # Not events: records a consumer failed towards its DLQ; the sweeper's (service reconciler):
+    # messages it left in the ledger's DLQ this run.
+    POISON_MESSAGES = "PoisonMessages"
     NOTIFICATIONS_SENT = "NotificationsSent"
     NOTIFICATIONS_SKIPPED = "NotificationsSkipped"  # no address known for the recipient
     LEDGER_CONFLICTS = "LedgerConflicts"  # a different event reused a ledger key: kept the first row
     APPROVALS_RESENT = "ApprovalsResent"  # stale APPROVED payments whose payment.approved was re-sent
     OWED_WORK_SETTLED = "OwedWorkSettled"  # owed follow-up work (void, event) the sweeper completed
+    LEDGER_EVENTS_REDRIVEN = "LedgerEventsRedriven"  # events the sweeper sent back from the ledger's DLQ
     # The books auditor (lambdas/books_auditor.py): findings per run, 0 included, so alarms see data.
     BOOKS_UNBALANCED = "BooksUnbalanced"  # campaigns whose ledger, fundingAmount and CAPTURED disagree
     LEDGER_EVENTS_MISSING = "LedgerEventsMissing"  # terminal events absent from the ledger past the horizon

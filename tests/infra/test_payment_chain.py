@@ -57,6 +57,8 @@ def resource_name(s: Synthesis, source: payment_chain.Source) -> str:
         return f"{source.topic}-topic"
     if isinstance(source, payment_chain.FromQueue):
         return f"{source.queue}-queue"
+    if isinstance(source, payment_chain.FromDeadLetterQueue):
+        return f"{source.queue}-dlq"
     if isinstance(source, payment_chain.FromFunction):
         return f"{component(source.function)}-function"
     if isinstance(source, payment_chain.FromSender):
@@ -128,6 +130,46 @@ def test_each_role_holds_exactly_its_access_declaration(synth: SynthFn, stack: s
     assert granted(s, name) == declared(s, name) | own_needs(name)
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_sweeper_may_redrive_the_ledgers_dlq_and_touch_no_other_queue(synth: SynthFn, stack: str) -> None:
+    """Written out, not derived from ACCESS: receive and delete on the ledger's DLQ (and make a
+    kept message visible again), send on the ledger queue; its own DLQ for failed schedule events."""
+    s = synth(stack)
+    sqs = {(action, resource) for action, resource in granted(s, "reconciler") if action.startswith("sqs:")}
+    assert sqs == {
+        ("sqs:ReceiveMessage", "ledger-dlq"),
+        ("sqs:DeleteMessage", "ledger-dlq"),
+        ("sqs:ChangeMessageVisibility", "ledger-dlq"),
+        ("sqs:SendMessage", "ledger-queue"),
+        ("sqs:GetQueueAttributes", "reconciler-dlq-queue"),
+        ("sqs:SendMessage", "reconciler-dlq-queue"),
+    }
+    variables = function(s, "reconciler").inputs["environment"]["variables"]
+    assert variables[contract.ENV_LEDGER_QUEUE_URL] == out(s.named("ledger-queue"))["url"]
+    assert variables[contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL] == out(s.named("ledger-dlq"))["url"]
+    # Both queues are encrypted with the ledger queue's key: the sweeper may use it.
+    ledger_key = by_arn(s)[_key_of(s.named("ledger-dlq"))]
+    assert _key_of(s.named("ledger-dlq")) == _key_of(s.named("ledger-queue"))
+    assert {(a, ledger_key) for a in ("kms:Decrypt", "kms:GenerateDataKey")} <= granted(
+        s, "reconciler", kms=True
+    )
+
+
+def test_a_dead_letter_source_naming_a_queue_without_one_stops_the_program(
+    synth: SynthFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    var = contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL
+    monkeypatch.setitem(payment_chain.ENVIRONMENT_SOURCES, var, payment_chain.FromDeadLetterQueue("ledgr"))
+    with pytest.raises(
+        ValueError,
+        match=rf"function reconciler: {var} names the dead-letter queue of queue 'ledgr', which is not a "
+        rf"queue of the payment chain; fix: FromDeadLetterQueue in the {var} row of infra/payment_chain.py "
+        r"ENVIRONMENT_SOURCES names one of: funding-update, ledger, notifications, payment-processing, "
+        r"transaction-check",
+    ):
+        synth("dev", config=read_stack_config("dev"))
+
+
 def test_the_ledger_stays_append_only_and_the_notifier_only_reads_the_money_tables(synth: SynthFn) -> None:
     s = synth("dev")
     writes = {"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
@@ -175,7 +217,8 @@ def test_prod_grants_the_own_keys_of_exactly_the_resources_a_function_uses(synth
     encrypted = {
         resource
         for resource in reached
-        if resource.endswith(("-table", "-topic", "-queue")) and resource != EXPECTED_SOURCES.get(name)
+        if resource.endswith(("-table", "-topic", "-queue", "-dlq"))
+        and resource != EXPECTED_SOURCES.get(name)
     }
     assert use == {arns[_key_of(s.named(resource))] for resource in encrypted}
     consumed = {arns[_key_of(s.named(EXPECTED_SOURCES[name]))]} if name in EXPECTED_SOURCES else set()
@@ -578,6 +621,20 @@ PAYMENT_INDEXES = ", ".join(index.name for index in contract.PAYMENTS_TABLE.inde
             (contract.ENV_PAYMENT_PROCESSING_QUEUE_URL,),
             {contract.ENV_PAYMENT_PROCESSING_QUEUE_URL: ("sqs:SendMessageBatch",)},
             r"'sqs:SendMessageBatch' is not an IAM action: IAM authorizes it as sqs:SendMessage",
+        ),
+        (
+            (contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL,),
+            {contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL: ("sqs:ReceiveMessage", "sns:Publish")},
+            r"ACCESS\[LEDGER_DEAD_LETTER_QUEUE_URL\] \(on the dead-letter queue of queue ledger\): "
+            r"'sns:Publish' is not an sqs action",
+        ),
+        (
+            (contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL,),
+            {},
+            rf"function {SYNTHETIC}: LEDGER_DEAD_LETTER_QUEUE_URL names the dead-letter queue of queue "
+            r"ledger but ACCESS has no entry for it; .*allowed: sqs:ChangeMessageVisibility, "
+            r"sqs:DeleteMessage, sqs:GetQueueAttributes, sqs:GetQueueUrl, sqs:ReceiveMessage, "
+            r"sqs:SendMessage",
         ),
         (
             ("ORDERS_BUCKET",),

@@ -44,6 +44,8 @@ BASE_ENV = {
     "PAYMENTS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:payments",
     "FUNDING_TARGET_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:funding-target",
     "PAYMENT_PROCESSING_QUEUE_URL": QUEUE_URL_PREFIX + "payment-processing",
+    "LEDGER_QUEUE_URL": QUEUE_URL_PREFIX + "ledger",
+    "LEDGER_DEAD_LETTER_QUEUE_URL": QUEUE_URL_PREFIX + "ledger-dlq",
     "PG_GATEWAY_FUNCTION_NAME": "pg-gateway",
     "RETRY_MAX_ATTEMPTS": "3",
     "RETRY_BASE_DELAY_SECONDS": "30",

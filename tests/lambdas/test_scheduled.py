@@ -1,19 +1,49 @@
-"""campaign_closer and reconciler: deadlines, refunds, stale payments."""
+"""campaign_closer and reconciler: deadlines, refunds, stale payments, the ledger's dead-letter queue."""
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from lambdas import campaign_closer, reconciler
-from lambdas.shared import aws
+from lambdas import campaign_closer, ledger_recorder, reconciler
+from lambdas.shared import aws, contract
 from lambdas.shared.events import derived_event_id
-from tests.lambdas.conftest import FakeContext, Platform, iso
+from tests.lambdas.conftest import ACCOUNT, MAX_RECEIVE_COUNT, REGION, FakeContext, Platform, iso
 
 SCHEDULE_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+LEDGER_QUEUE = "ledger"
+LEDGER_DLQ = "ledger-dlq"
+
+
+@pytest.fixture(autouse=True)
+def ledger_dead_letter_queue(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The ledger's DLQ as deployed: the ledger queue moves a record there after its last receive."""
+    url = platform.sqs.create_queue(QueueName=LEDGER_DLQ)["QueueUrl"]
+    assert url == os.environ[contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL]
+    assert platform.queue_urls[LEDGER_QUEUE] == os.environ[contract.ENV_LEDGER_QUEUE_URL]
+    platform.queue_urls[LEDGER_DLQ] = url
+    platform.sqs.set_queue_attributes(
+        QueueUrl=platform.queue_urls[LEDGER_QUEUE],
+        Attributes={
+            "RedrivePolicy": json.dumps(
+                {
+                    "deadLetterTargetArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{LEDGER_DLQ}",
+                    "maxReceiveCount": str(MAX_RECEIVE_COUNT),
+                }
+            )
+        },
+    )
+    # moto answers a short poll with every visible message (no server sampling); the deployed 1 s
+    # long poll would only add a second to every sweeper run here.
+    monkeypatch.setattr(reconciler, "REDRIVE_WAIT_SECONDS", 0)
+    yield url
 
 
 def _past_deadline(platform: Platform, funding_id: str) -> None:
@@ -126,6 +156,9 @@ def test_reconciler_republishes_stale_pending_without_double_capture(platform: P
         "approvedResent": 0,
         "owedSettled": 0,
         "owedUnfinished": 0,
+        "ledgerRedriven": 0,
+        "ledgerPoison": 0,
+        "ledgerUnsent": 0,
     }
     assert second["republished"] == 0
 
@@ -429,3 +462,220 @@ def test_a_capture_whose_event_is_still_owed_is_announced_before_its_refund(
     ]
     assert platform.owed() == [] and platform.campaign(funding_id)["refundsCompletedAt"]
     _assert_books_balance(platform, funding_id)
+
+
+# --- the ledger's dead-letter queue is redriven (DESIGN §3 invariants 1 and 5) ---------------------
+
+
+def _ledger_event(funding_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    return contract.make_event(
+        contract.EventType.PAYMENT_CAPTURED,
+        payment_id=str(uuid.uuid4()),
+        funding_id=funding_id or str(uuid.uuid4()),
+        user_id="u",
+        amount=10_000,
+        **extra,
+    )
+
+
+def _dead_letter(platform: Platform, *events: dict[str, Any]) -> None:
+    """Put events in the ledger's DLQ as SNS raw delivery left them: JSON body, `type` attribute."""
+    for start in range(0, len(events), 10):
+        platform.sqs.send_message_batch(
+            QueueUrl=platform.queue_urls[LEDGER_DLQ],
+            Entries=[
+                {
+                    "Id": str(i),
+                    "MessageBody": json.dumps(event),
+                    "MessageAttributes": contract.message_attributes(event),
+                }
+                for i, event in enumerate(events[start : start + 10])
+            ],
+        )
+
+
+def _visible(platform: Platform, queue: str) -> int:
+    attrs = platform.sqs.get_queue_attributes(
+        QueueUrl=platform.queue_urls[queue], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"])
+
+
+def _metrics(out: str) -> dict[str, float]:
+    """The reconciler's metrics (name → value) in the EMF documents printed."""
+    values: dict[str, float] = {}
+    for line in out.splitlines():
+        if '"_aws"' in line:
+            document = json.loads(line)
+            if document.get("service") != reconciler.FUNCTION:
+                continue
+            for definition in document["_aws"]["CloudWatchMetrics"]:
+                for metric in definition["Metrics"]:
+                    value = document[metric["Name"]]
+                    values[metric["Name"]] = value[0] if isinstance(value, list) else value
+    return values
+
+
+def test_an_event_whose_ledger_records_exhausted_their_receives_is_recorded_after_one_sweep(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    funding_id = platform.create_campaign()
+    payment = platform.create_payment(funding_id, 10_000)  # payment.requested → the ledger queue
+    (published,) = platform.published("payment.requested", paymentId=payment["paymentId"])
+    monkeypatch.setattr(ledger_recorder, "_backoff", lambda attempt: None)
+
+    def throttled(**_: Any) -> dict[str, Any]:
+        error = {"Error": {"Code": "ThrottlingException", "Message": "Rate of requests exceeds the allowed"}}
+        raise ClientError(error, "TransactWriteItems")  # type: ignore[arg-type]
+
+    with monkeypatch.context() as throttling:
+        throttling.setattr(aws.client("dynamodb"), "transact_write_items", throttled)
+        for _ in range(MAX_RECEIVE_COUNT + 1):
+            platform.pump("ledger_recorder")
+    assert platform.depth(LEDGER_QUEUE) == 0 and platform.depth(LEDGER_DLQ) == 1
+    assert platform.ledger(funding_id) == []  # without the sweeper: never recorded
+    capsys.readouterr()
+
+    summary = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert (summary["ledgerRedriven"], summary["ledgerPoison"], summary["ledgerUnsent"]) == (1, 0, 0)
+    assert platform.depth(LEDGER_DLQ) == 0 and platform.depth(LEDGER_QUEUE) == 1
+    assert _metrics(capsys.readouterr().out)["LedgerEventsRedriven"] == 1
+    (message,) = platform.sqs.receive_message(
+        QueueUrl=platform.queue_urls[LEDGER_QUEUE], MessageAttributeNames=["All"], VisibilityTimeout=0
+    )["Messages"]
+    assert json.loads(message["Body"]) == published, "sent back unchanged"
+    assert message["MessageAttributes"] == {
+        "type": {"StringValue": "payment.requested", "DataType": "String"}
+    }
+    platform.pump("ledger_recorder")
+    (row,) = platform.ledger(funding_id)
+    assert json.loads(row["event"]) == published
+
+    # Sent again after its row exists (a delete that failed, a crash before it): nothing added.
+    _dead_letter(platform, published)
+    assert reconciler.handler(SCHEDULE_EVENT, FakeContext())["ledgerRedriven"] == 1
+    platform.pump("ledger_recorder")
+    assert platform.ledger(funding_id) == [row]
+    assert platform.depth(LEDGER_QUEUE) == 0 and platform.depth(LEDGER_DLQ) == 0
+
+
+def test_a_message_that_is_not_an_event_stays_in_the_ledger_dlq_visible_logged_and_counted(
+    platform: Platform, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _ledger_event()
+    _dead_letter(platform, good)
+    platform.sqs.send_message(QueueUrl=platform.queue_urls[LEDGER_DLQ], MessageBody="{not json")
+    platform.sqs.send_message(
+        QueueUrl=platform.queue_urls[LEDGER_DLQ], MessageBody=json.dumps({"type": "payment.captured"})
+    )
+    capsys.readouterr()
+
+    for run in (1, 2):
+        caplog.clear()
+        summary = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+
+        assert (summary["ledgerRedriven"], summary["ledgerPoison"]) == ((1, 2) if run == 1 else (0, 2))
+        assert platform.depth(LEDGER_DLQ) == 2
+        assert _visible(platform, LEDGER_DLQ) == 2, "visible again at once: the DLQ alarm keeps firing"
+        logged = [r for r in caplog.records if r.name == reconciler.FUNCTION and hasattr(r, "reason")]
+        assert sorted(r.__dict__["reason"] for r in logged) == [
+            "event body is not JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
+            "(char 1)",
+            "event is missing eventId, occurredAt, paymentId, fundingId",
+        ], "each poison message logged once per run, with its reason"
+        assert all(r.__dict__["messageId"] for r in logged)
+        assert _metrics(capsys.readouterr().out)["PoisonMessages"] == 2
+    assert platform.depth(LEDGER_QUEUE) == 1
+    (message,) = platform.sqs.receive_message(QueueUrl=platform.queue_urls[LEDGER_QUEUE])["Messages"]
+    assert json.loads(message["Body"]) == good
+
+
+def test_one_run_redrives_at_most_its_bound_and_the_next_run_the_rest(platform: Platform) -> None:
+    events = [_ledger_event() for _ in range(reconciler.REDRIVE_PER_RUN + 5)]
+    _dead_letter(platform, *events)
+
+    first = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert first["ledgerRedriven"] == reconciler.REDRIVE_PER_RUN == 100
+    assert platform.depth(LEDGER_DLQ) == 5 and platform.depth(LEDGER_QUEUE) == 100
+    second = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+    assert second["ledgerRedriven"] == 5
+    assert platform.depth(LEDGER_DLQ) == 0 and platform.depth(LEDGER_QUEUE) == 105
+    platform.run(functions=("ledger_recorder",))
+    recorded = {json.loads(r["event"])["eventId"] for e in events for r in platform.ledger(e["fundingId"])}
+    assert recorded == {e["eventId"] for e in events}
+
+
+def test_a_failed_send_leaves_the_message_in_the_ledger_dlq(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lucky, unlucky = _ledger_event(), _ledger_event()
+    _dead_letter(platform, lucky, unlucky)
+    sqs = aws.client("sqs")
+    real_send_batch = sqs.send_message_batch
+
+    def lossy(**kwargs: Any) -> dict[str, Any]:
+        entries = kwargs["Entries"]
+        lost = [e for e in entries if json.loads(e["MessageBody"])["eventId"] == unlucky["eventId"]]
+        sent = [e for e in entries if e not in lost]
+        response = real_send_batch(QueueUrl=kwargs["QueueUrl"], Entries=sent) if sent else {}
+        failed = [{"Id": e["Id"], "Code": "InternalError", "SenderFault": False} for e in lost]
+        return {"Successful": response.get("Successful", []), "Failed": failed}
+
+    monkeypatch.setattr(sqs, "send_message_batch", lossy)
+    partial = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert (partial["ledgerRedriven"], partial["ledgerUnsent"]) == (1, 1)
+    assert platform.depth(LEDGER_QUEUE) == 1 and platform.depth(LEDGER_DLQ) == 1
+    assert _visible(platform, LEDGER_DLQ) == 1
+
+    def down(**_: Any) -> dict[str, Any]:
+        raise ClientError(
+            {"Error": {"Code": "ServiceUnavailable", "Message": "try later"}}, "SendMessageBatch"
+        )  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqs, "send_message_batch", down)
+    outage = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert (outage["ledgerRedriven"], outage["ledgerUnsent"]) == (0, 1)
+    assert platform.depth(LEDGER_QUEUE) == 1 and platform.depth(LEDGER_DLQ) == 1
+
+    monkeypatch.setattr(sqs, "send_message_batch", real_send_batch)
+    assert reconciler.handler(SCHEDULE_EVENT, FakeContext())["ledgerRedriven"] == 1
+    assert platform.depth(LEDGER_QUEUE) == 2 and platform.depth(LEDGER_DLQ) == 0
+
+
+def test_large_events_are_sent_back_in_batches_sqs_accepts(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = [_ledger_event(note="x" * 100_000) for _ in range(3)]
+    _dead_letter(platform, *events)
+    sqs = aws.client("sqs")
+    real_send_batch = sqs.send_message_batch
+    sizes: list[int] = []
+
+    def measured(**kwargs: Any) -> dict[str, Any]:
+        sizes.append(sum(len(e["MessageBody"].encode()) for e in kwargs["Entries"]))
+        return dict(real_send_batch(**kwargs))
+
+    monkeypatch.setattr(sqs, "send_message_batch", measured)
+
+    assert reconciler.handler(SCHEDULE_EVENT, FakeContext())["ledgerRedriven"] == 3
+    assert len(sizes) == 2 and max(sizes) <= reconciler.SQS_BATCH_BYTES
+    assert platform.depth(LEDGER_QUEUE) == 3 and platform.depth(LEDGER_DLQ) == 0
+
+
+def test_an_unreadable_ledger_dlq_does_not_stop_the_payment_sweeps(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    platform.sqs.delete_queue(QueueUrl=platform.queue_urls[LEDGER_DLQ])
+    funding_id = platform.create_campaign()
+    platform.create_payment(funding_id, 7_000, created_at=_hour_ago(), publish=False)
+
+    summary = reconciler.handler(SCHEDULE_EVENT, FakeContext())
+
+    assert summary["republished"] == 1 and summary["ledgerRedriven"] == 0
+    (error,) = [r for r in caplog.records if r.name == reconciler.FUNCTION and r.levelname == "ERROR"]
+    assert "cannot receive from the ledger's DLQ" in error.getMessage()
+    assert contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL in error.getMessage()
