@@ -45,6 +45,7 @@ payment, and every re-published event is identical to the first (recorded once).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -127,9 +128,12 @@ REDRIVE_PER_RUN = 100
 REDRIVE_WAIT_SECONDS = 1
 """ReceiveMessage wait: a long poll asks every SQS server (a short poll may answer empty while
 messages wait); it is spent once per run, on the receive that finds the DLQ empty."""
+REDRIVE_VISIBILITY_MARGIN_SECONDS = 5
+"""Received messages stay hidden for the rest of the invocation plus this: a run sees each
+message once, and after a crash the next run (or the schedule's retry) sees them again."""
 REDRIVE_VISIBILITY_SECONDS = 120
-"""Received messages stay hidden this long: longer than a run (60 s timeout), so a run sees
-each message once; shorter than the 5-minute schedule, so after a crash the next run sees them."""
+"""The same without a Lambda context to ask (longer than the deployed 60 s timeout)."""
+SQS_MAX_VISIBILITY_SECONDS = 43_200
 SQS_BATCH_ENTRIES = 10
 """SendMessageBatch's and ReceiveMessage's maximum."""
 SQS_BATCH_BYTES = 262_144
@@ -360,6 +364,14 @@ def _release(sqs: Any, dlq_url: str, kept: dict[str, str]) -> None:
             )
 
 
+def _redrive_visibility(context: Any) -> int:
+    """Seconds a received DLQ message stays hidden: as long as this invocation may still act on it."""
+    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+        return REDRIVE_VISIBILITY_SECONDS
+    remaining = math.ceil(int(context.get_remaining_time_in_millis()) / 1000)
+    return min(remaining + REDRIVE_VISIBILITY_MARGIN_SECONDS, SQS_MAX_VISIBILITY_SECONDS)
+
+
 def redrive_ledger(context: Any) -> _Redrive:
     """Send the events of the ledger's DLQ back to the ledger queue (see the module docstring)."""
     sqs = aws.client("sqs")
@@ -373,7 +385,7 @@ def redrive_ledger(context: Any) -> _Redrive:
                 QueueUrl=dlq_url,
                 MaxNumberOfMessages=min(SQS_BATCH_ENTRIES, REDRIVE_PER_RUN - received),
                 WaitTimeSeconds=REDRIVE_WAIT_SECONDS,
-                VisibilityTimeout=REDRIVE_VISIBILITY_SECONDS,
+                VisibilityTimeout=_redrive_visibility(context),
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
         except (BotoCoreError, ClientError) as exc:

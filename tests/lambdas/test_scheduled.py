@@ -591,14 +591,26 @@ def test_a_message_that_is_not_an_event_stays_in_the_ledger_dlq_visible_logged_a
     assert json.loads(message["Body"]) == good
 
 
-def test_one_run_redrives_at_most_its_bound_and_the_next_run_the_rest(platform: Platform) -> None:
+def test_one_run_redrives_at_most_its_bound_and_the_next_run_the_rest(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     events = [_ledger_event() for _ in range(reconciler.REDRIVE_PER_RUN + 5)]
     _dead_letter(platform, *events)
+    sqs = aws.client("sqs")
+    real_receive = sqs.receive_message
+    receives: list[tuple[int, int]] = []
 
+    def receive(**kwargs: Any) -> dict[str, Any]:
+        receives.append((kwargs["MaxNumberOfMessages"], kwargs["VisibilityTimeout"]))
+        return dict(real_receive(**kwargs))
+
+    monkeypatch.setattr(sqs, "receive_message", receive)
     first = reconciler.handler(SCHEDULE_EVENT, FakeContext())
 
     assert first["ledgerRedriven"] == reconciler.REDRIVE_PER_RUN == 100
     assert platform.depth(LEDGER_DLQ) == 5 and platform.depth(LEDGER_QUEUE) == 100
+    # Ten per receive, hidden for the rest of the invocation (60 s in FakeContext) plus the margin.
+    assert receives == [(10, 60 + reconciler.REDRIVE_VISIBILITY_MARGIN_SECONDS)] * 10
     second = reconciler.handler(SCHEDULE_EVENT, FakeContext())
     assert second["ledgerRedriven"] == 5
     assert platform.depth(LEDGER_DLQ) == 0 and platform.depth(LEDGER_QUEUE) == 105
