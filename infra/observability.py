@@ -104,6 +104,7 @@ BUSINESS_PANELS: tuple[MetricPanel, ...] = (
             Metric.PAYMENTS_RECONCILED,
             Metric.APPROVALS_RESENT,
             Metric.OWED_WORK_SETTLED,
+            Metric.LEDGER_EVENTS_REDRIVEN,
             Metric.POISON_MESSAGES,
             Metric.LEDGER_CONFLICTS,
             Metric.NOTIFICATIONS_SENT,

@@ -109,7 +109,7 @@ def apply() -> None:
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
 
-    models.copy = _TablesPassThrough(Table)  # type: ignore[attr-defined]
+    models.copy = _TablesPassThrough(Table)  # type: ignore[assignment]
     DynamoDBBackend.transact_write_items = _transact_with_item_backups(  # type: ignore[method-assign]
         DynamoDBBackend.transact_write_items
     )

@@ -91,6 +91,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 PROCESSING_QUEUE = "payment-processing"
 PROCESSING_DLQ = "payment-processing-dlq"
+LEDGER_QUEUE = "ledger"
+LEDGER_DLQ = "ledger-dlq"
+DEAD_LETTER_QUEUES = {PROCESSING_QUEUE: PROCESSING_DLQ, LEDGER_QUEUE: LEDGER_DLQ}
+"""Queues redriven to a DLQ here: the processing queue (payment_retry reads it) and the ledger's
+(the sweeper redrives it)."""
 MAX_RECEIVE_COUNT = 3
 QUEUE_OF: dict[str, str] = {consumer.function: consumer.queue for consumer in contract.CONSUMERS}
 QUEUE_OF["payment_retry"] = PROCESSING_DLQ
@@ -455,12 +460,16 @@ def _create_messaging() -> dict[str, str]:
             TopicArn=topic_arns[topic], Protocol="sqs", Endpoint=arn_of(name), Attributes=attributes
         )
 
-    queue(PROCESSING_DLQ)
+    for dead_letter in DEAD_LETTER_QUEUES.values():
+        queue(dead_letter)
     for consumer in contract.CONSUMERS:
         attributes = {}
-        if consumer.queue == PROCESSING_QUEUE:
+        if consumer.queue in DEAD_LETTER_QUEUES:
             attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": arn_of(PROCESSING_DLQ), "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+                {
+                    "deadLetterTargetArn": arn_of(DEAD_LETTER_QUEUES[consumer.queue]),
+                    "maxReceiveCount": str(MAX_RECEIVE_COUNT),
+                }
             )
         queue(consumer.queue, **attributes)
         for topic in consumer.topics():
@@ -469,6 +478,8 @@ def _create_messaging() -> dict[str, str]:
         queue(f"capture-{topic}")
         subscribe(topic, f"capture-{topic}", None)
     assert urls[PROCESSING_QUEUE] == os.environ["PAYMENT_PROCESSING_QUEUE_URL"]
+    assert urls[LEDGER_QUEUE] == os.environ[contract.ENV_LEDGER_QUEUE_URL]
+    assert urls[LEDGER_DLQ] == os.environ[contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL]
     return urls
 
 

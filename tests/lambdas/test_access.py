@@ -20,13 +20,15 @@ import pytest
 from lambdas import campaign_closer, ledger_recorder, notifier, packaging, reconciler
 from lambdas.shared import aws, contract
 from tests.lambdas.access import AccessRecorder, describe, uses_of
-from tests.lambdas.conftest import PROCESSING_DLQ, FakeContext, Platform, iso
+from tests.lambdas.conftest import LEDGER_DLQ, PROCESSING_DLQ, FakeContext, Platform, iso
 
 RESOURCE_VARIABLES = {
     *(spec.env_var for spec in contract.TABLES),
     contract.ENV_PAYMENTS_TOPIC_ARN,
     contract.ENV_FUNDING_TARGET_TOPIC_ARN,
     contract.ENV_PAYMENT_PROCESSING_QUEUE_URL,
+    contract.ENV_LEDGER_QUEUE_URL,
+    contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL,
     contract.ENV_PG_GATEWAY_FUNCTION,
     contract.ENV_SES_SENDER,
     contract.ENV_COGNITO_USER_POOL_ID,
@@ -37,6 +39,8 @@ SERVICE_OF_VARIABLE = {
     contract.ENV_PAYMENTS_TOPIC_ARN: "sns",
     contract.ENV_FUNDING_TARGET_TOPIC_ARN: "sns",
     contract.ENV_PAYMENT_PROCESSING_QUEUE_URL: "sqs",
+    contract.ENV_LEDGER_QUEUE_URL: "sqs",
+    contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL: "sqs",
     contract.ENV_PG_GATEWAY_FUNCTION: "lambda",
     contract.ENV_SES_SENDER: "ses",
     contract.ENV_COGNITO_USER_POOL_ID: "cognito-idp",
@@ -162,7 +166,16 @@ def _lifecycle(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
         owed="FAILED",
         owedSince=hour_ago,
     )
-    reconciler.handler({}, FakeContext())
+    # The ledger's DLQ: an event whose records exhausted their receives, and a message that is not one.
+    stuck = contract.make_event("payment.requested", payment_id="p-stuck", funding_id=plain, amount=1_000)
+    dlq = platform.queue_urls[LEDGER_DLQ]
+    platform.sqs.send_message(
+        QueueUrl=dlq, MessageBody=json.dumps(stuck), MessageAttributes=contract.message_attributes(stuck)
+    )
+    platform.sqs.send_message(QueueUrl=dlq, MessageBody="not an event")
+    monkeypatch.setattr(reconciler, "REDRIVE_WAIT_SECONDS", 0)
+    summary = reconciler.handler({}, FakeContext())
+    assert (summary["ledgerRedriven"], summary["ledgerPoison"]) == (1, 1)
     platform.run()
     # A backer known only to the user pool.
     idp = aws.client("cognito-idp")

@@ -409,7 +409,7 @@ def test_the_stacks_horizon_comes_from_their_retry_settings() -> None:
     dev = parse("dev", read_stack_config("dev"))
     assert settlement_horizon(dev) == 10_800  # 5 x (5 receives x 180 s + 900 s) + 600 + 300 + 900
     local = parse("local", read_stack_config("local"))
-    assert settlement_horizon(local) == 3 * (900 + 4) + 600 + 300 + 900
+    assert settlement_horizon(local) == 3 * (900 + 4) + 60 + 300 + 900
 
 
 # --- property tests --------------------------------------------------------------------------
