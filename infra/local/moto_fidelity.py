@@ -11,7 +11,9 @@ moto in server mode serves requests on many threads, but its DynamoDB backend wa
 `apply()` (called once by the emulator process, before it serves) fixes both: every DynamoDB
 backend operation runs under one re-entrant lock (one item-level operation at a time, so
 conditions and transactions are atomic, as on AWS), and a transaction backs up only the items it
-touches and restores only those when it is cancelled.
+touches and restores only those when it is cancelled. It also memoizes moto's per-request
+listing of a response class's methods (`inspect.getmembers` on every call: 7% of the emulator's
+time under load), which never changes while the process runs.
 """
 
 from __future__ import annotations
@@ -105,10 +107,12 @@ def apply() -> None:
     """Patch moto's DynamoDB backend in this process (idempotent)."""
     if _APPLIED:
         return
+    from moto.core import responses
     from moto.dynamodb import models
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
 
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
     models.copy = _TablesPassThrough(Table)  # type: ignore[assignment]
     DynamoDBBackend.transact_write_items = _transact_with_item_backups(  # type: ignore[method-assign]
         DynamoDBBackend.transact_write_items
