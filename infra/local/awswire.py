@@ -91,13 +91,24 @@ Rendered = tuple[int, list[tuple[str, str]], bytes]
 
 
 @cache
-def _service_model(service: str) -> Any:
+def _botocore_session() -> Any:
     import botocore.session
 
+    return botocore.session.get_session()  # one loader: service models are read from disk once
+
+
+@cache
+def _service_model(service: str) -> Any:
     try:
-        return botocore.session.get_session().get_service_model(service)
+        return _botocore_session().get_service_model(service)
     except Exception:  # unknown to botocore: treated as an unknown service
         return None
+
+
+def load_models(services: tuple[str, ...]) -> None:
+    """Read these services' models now (the first request of each would otherwise pay for it)."""
+    for service in services:
+        _metadata(service)
 
 
 @cache

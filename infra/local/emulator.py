@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import sys
@@ -63,6 +64,7 @@ from infra.local.awswire import (
     WireRequest,
     access_denied,
     invalid_credentials,
+    load_models,
     parse_request,
     render_error,
 )
@@ -397,7 +399,42 @@ def caching_dispatcher() -> Any:
     return CachingDispatcher()
 
 
-def serve(port: int) -> None:
+PRELOADED_SERVICES = (
+    "dynamodb",
+    "sqs",
+    "sns",
+    "iam",
+    "sts",
+    "kms",
+    "cognito-idp",
+    "ses",
+    "sesv2",
+    "cloudwatch",
+)
+"""The services the local mocks create resources with: their moto backends are loaded in the
+background as the emulator starts, instead of on each one's first call during the deployment."""
+
+
+def preload(dispatcher: Any, region: str = "", services: tuple[str, ...] = PRELOADED_SERVICES) -> None:
+    """Ahead of each service's first call: import its moto backend, build its application, create
+    its backend for `region`, read its botocore model (the gatekeeper parses requests with it)."""
+    from moto.backends import get_backend
+
+    for service in services:
+        if service not in dispatcher.app_instances:
+            try:
+                app = dispatcher.create_app(service)
+            except Exception:  # a service this moto lacks: its first call will say so
+                continue
+            with dispatcher.lock:
+                dispatcher.app_instances.setdefault(service, app)
+        with contextlib.suppress(Exception):
+            backends = get_backend(service)[DEFAULT_ACCOUNT]  # type: ignore[call-overload]
+            backends["aws" if service in ("iam", "sts") else region or "us-east-1"]
+        load_models((service,))
+
+
+def serve(port: int, region: str = "") -> None:
     """Serve moto on 127.0.0.1:`port` until killed."""
     import logging
 
@@ -409,19 +446,45 @@ def serve(port: int) -> None:
     from infra.local import moto_fidelity
 
     moto_fidelity.apply()  # atomic conditional writes and transactions, as in DynamoDB
-    app = Gatekeeper(caching_dispatcher())
+    dispatcher = caching_dispatcher()
+    app = Gatekeeper(dispatcher)
     server = make_server(LOOPBACK, port, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=preload, args=(dispatcher, region), daemon=True, name="preload").start()
     print(f"emulator: moto listening on http://{LOOPBACK}:{port}", flush=True)
     server.serve_forever()
 
 
+_LOADER: list[Any] = []
+_LOADER_LOCK = threading.Lock()
+
+
+def boto3_session(
+    region: str, access_key_id: str, secret_access_key: str, session_token: str | None = None
+) -> Any:
+    """A boto3 session with these credentials, sharing one botocore data loader with every other
+    session this process makes: a fresh session would read botocore's endpoint and service
+    files from disk again (about half a second of CPU each)."""
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    with _LOADER_LOCK:
+        if not _LOADER:
+            _LOADER.append(botocore.loaders.create_loader())
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _LOADER[0])
+    return boto3.session.Session(
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
+        region_name=region,
+        botocore_session=core,
+    )
+
+
 def emulator_session(region: str) -> Any:
     """A boto3 session with the runner's local credentials (clients from it still need the endpoint)."""
-    import boto3
-
-    return boto3.session.Session(
-        region_name=region, aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_ACCESS_KEY
-    )
+    return boto3_session(region, LOCAL_ACCESS_KEY, LOCAL_ACCESS_KEY)
 
 
 def emulator_client(service: str, endpoint_url: str, region: str) -> Any:
@@ -464,8 +527,9 @@ def main(argv: list[str]) -> int:
     """CLI entry."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--region", default="", help="the region whose backends to prepare at start")
     args = parser.parse_args(argv)
-    serve(args.port)
+    serve(args.port, args.region)
     return 0
 
 

@@ -13,6 +13,7 @@ this product's queues, topics or functions anywhere in this package.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -150,6 +151,8 @@ class EmulatorMocks(pulumi_mocks.Mocks):
         without the emulator): `create_deferred` makes them once the system is ready."""
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        # Client creation (reading a service's model) is slow: make them while the program starts.
+        threading.Thread(target=self._warm_clients, daemon=True, name="warm-clients").start()
         self._creators: dict[
             str, Callable[[pulumi_mocks.MockResourceArgs, str], tuple[str, dict[str, Any]]]
         ] = {
@@ -185,6 +188,13 @@ class EmulatorMocks(pulumi_mocks.Mocks):
             if found is None:
                 found = self._clients[service] = self._session.client(service, endpoint_url=self.endpoint_url)
             return found
+
+    WARM_CLIENTS = ("sqs", "dynamodb", "iam", "sns", "kms", "cognito-idp", "sesv2", "ses", "cloudwatch")
+
+    def _warm_clients(self) -> None:
+        for service in self.WARM_CLIENTS:
+            with contextlib.suppress(Exception):
+                self.client(service)
 
     def create_deferred(self) -> list[str]:
         """Make the deferred creations now; the errors, if any (one line each)."""

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from infra.local.awswire import Rendered
-from infra.local.emulator import local_call
+from infra.local.emulator import boto3_session, local_call
 from infra.local.faults import CRASH_HEADER, CrashPlanner, crash_point_label
 from infra.local.mocks import LocalDeployment, LocalFunction, LocalMapping, LocalSchedule
 from infra.local.zygote import Zygote
@@ -124,14 +124,8 @@ class RoleSession:
 
     def client(self, service: str, endpoint_url: str, region: str, config: Any = None) -> Any:
         """A boto3 client signed with this session's credentials."""
-        import boto3
-
-        return boto3.session.Session(
-            aws_access_key_id=self.access_key_id,
-            aws_secret_access_key=self.secret_access_key,
-            aws_session_token=self.session_token,
-            region_name=region,
-        ).client(service, endpoint_url=endpoint_url, config=config)
+        session = boto3_session(region, self.access_key_id, self.secret_access_key, self.session_token)
+        return session.client(service, endpoint_url=endpoint_url, config=config)
 
 
 _SESSION_NAME = re.compile(r"[^\w+=,.@-]")

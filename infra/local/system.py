@@ -6,6 +6,7 @@ benchmark, so all of them run exactly the same thing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import json
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -178,10 +180,10 @@ class LocalSystem:
         try:
             # Started first, each in its own process, so their imports overlap the deployment.
             self._zygote = Zygote(base_process_environment(), workdir / "zygote.log")
+            self._prestart_api(workdir)
             self._start_emulator(workdir)
             self._deploy()
-            self._enforce_iam()
-            self._launch_api(workdir)
+            self._enforce_iam(on_api_session=lambda: self._launch_api(workdir))
             self._start_functions(workdir)
             self._wait_for_api(workdir)
         except BaseException:
@@ -207,7 +209,15 @@ class LocalSystem:
         self.progress(f"starting the AWS emulator (moto) on {self.emulator_url} …")
         log = open(workdir / "emulator.log", "ab")  # noqa: SIM115 (lives with the process)
         self._emulator = subprocess.Popen(
-            [sys.executable, "-m", "infra.local.emulator", "--port", str(self.options.emulator_port)],
+            [
+                sys.executable,
+                "-m",
+                "infra.local.emulator",
+                "--port",
+                str(self.options.emulator_port),
+                "--region",
+                self.region,
+            ],
             env=base_process_environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -219,6 +229,12 @@ class LocalSystem:
         importlib.import_module("infra.stack")  # the program's imports, while the emulator boots
         wait_until_ready(self.emulator_url)
         mocks = EmulatorMocks(self.emulator_url, self.region)
+        # The program's resource registrations and its data-source calls share the event loop's
+        # thread pool; each registration now waits on the emulator, so give them room (the
+        # default of cores + 4 threads queues the program's synchronous calls behind them).
+        loop = asyncio.new_event_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="deploy"))
+        asyncio.set_event_loop(loop)
         try:
             self.synthesis = synthesize(LOCAL_STACK, mocks=mocks)
         except Exception as exc:  # the program refused its own declaration: say so, not a traceback
@@ -237,7 +253,7 @@ class LocalSystem:
     def _since_start(self) -> str:
         return f"{time.monotonic() - self.started_at:.1f} s since start"
 
-    def _enforce_iam(self) -> None:
+    def _enforce_iam(self, on_api_session: Callable[[], None] | None = None) -> None:
         """Bootstrap is done: enforce IAM, then give every function, mapping and the API a session
         of its own role (the runner plays the service principal each role trusts)."""
         assert self.deployment is not None
@@ -287,14 +303,18 @@ class LocalSystem:
                 f"the API's task role {task_role.name} does not trust ecs-tasks.amazonaws.com, so ECS "
                 "could not assume it on AWS either; allow sts:AssumeRole for that service principal"
             )
-        api: dict[str, RoleSession] = {}
-        wanted.append((api, "task", task_role.arn, "api", str(container.get("family") or "api")))
         sts = emulator_client("sts", self.emulator_url, self.region)
+        # The API's session first: the API (the slowest process to start) starts while the rest
+        # of the sessions are assumed.
+        self.api_session = assume_role(
+            sts, self.emulator_url, task_role.arn, "api", str(container.get("family") or "api")
+        )
+        if on_api_session is not None:
+            on_api_session()
         with ThreadPoolExecutor(max_workers=8) as pool:
             assumed = pool.map(lambda w: assume_role(sts, self.emulator_url, w[2], w[3], w[4]), wanted)
             for (into, key, *_), session in zip(wanted, assumed, strict=True):
                 into[key] = session
-        self.api_session = api["task"]
         self.progress(
             f"  IAM enforced: {len(deployment.functions)} functions, {len(deployment.mappings)} event "
             f"source mappings and the API each run with a session of their own role ({self._since_start()})"
@@ -325,7 +345,7 @@ class LocalSystem:
 
         runner_sqs = emulator_client("sqs", self.emulator_url, self.region)
         seed = self.options.fault_seed if self.options.seed is None else self.options.seed
-        for index, mapping in enumerate(deployment.mappings):
+        for mapping in deployment.mappings:
             url = deployment.queues.get(mapping.queue_arn)
             if url is None:
                 raise RuntimeError(
@@ -352,7 +372,7 @@ class LocalSystem:
                 self.region,
                 self.options.time_scale,
                 self.options.duplicate_rate,
-                seed + index,
+                seed ^ zlib.crc32(mapping.queue_arn.encode()),  # per queue: independent of order
                 runner_sqs=runner_sqs,
                 log=FunctionLog(self.fleet.log_path(mapping.function)),
             )
@@ -424,28 +444,42 @@ class LocalSystem:
         env["PORT"] = str(self.options.api_port)
         return env
 
+    def _prestart_api(self, workdir: Path) -> None:
+        """The API's process, importing its libraries while the program deploys (it gets its
+        environment and credentials from `_launch_api`)."""
+        with open(workdir / "api.log", "ab") as log:
+            self._api = subprocess.Popen(
+                [sys.executable, "-m", "infra.local.prestart", "uvicorn"],
+                stdin=subprocess.PIPE,
+                env=base_process_environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+
     def _launch_api(self, workdir: Path) -> None:
+        """`uvicorn app.main:app` with exactly the task's environment, in the prestarted process."""
         self.progress(f"serving the API (app.main:app) on {self.api_url} …")
-        log = open(workdir / "api.log", "ab")  # noqa: SIM115 (lives with the process)
-        self._api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:app",
-                "--host",
-                LOOPBACK,
-                "--port",
-                str(self.options.api_port),
-                "--no-access-log",
-                "--no-server-header",
-            ],
-            env=self.api_environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
+        if self._api is None:
+            self._prestart_api(workdir)
+        assert self._api is not None and self._api.stdin is not None
+        argv = [
+            "app.main:app",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.options.api_port),
+            "--no-access-log",
+            "--no-server-header",
+        ]
+        try:
+            self._api.stdin.write((json.dumps({"env": self.api_environment(), "argv": argv}) + "\n").encode())
+            self._api.stdin.close()
+        except BrokenPipeError:
+            raise RuntimeError(
+                f"the API's process exited before it started; see {workdir / 'api.log'}"
+            ) from None
 
     def _wait_for_api(self, workdir: Path) -> None:
         assert self._api is not None

@@ -235,6 +235,14 @@ def test_trust_policies_name_the_service_that_may_assume_the_role() -> None:
     assert not trusts_service(lambda_trust, "ecs-tasks.amazonaws.com")
     assert trusts_service(ecs_trust, "ecs-tasks.amazonaws.com")
     assert not trusts_service("not json", "lambda.amazonaws.com")
+    wildcard = policy(
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "STS:*"}
+    )
+    assert trusts_service(wildcard, "lambda.amazonaws.com")
+    not_action = policy(
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "NotAction": "sts:AssumeRole"}
+    )
+    assert not trusts_service(not_action, "lambda.amazonaws.com")
 
 
 def test_the_access_log_files_use_and_denials_per_role() -> None:
