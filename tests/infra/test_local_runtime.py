@@ -431,3 +431,30 @@ def test_a_program_that_refuses_its_declaration_stops_the_start_with_its_message
     monkeypatch.setattr(system_module, "wait_until_ready", lambda url: None)
     with pytest.raises(RuntimeError, match=r"the infra program for stack 'local' failed .*LEDGER_QUEUE_URL"):
         LocalSystem(SystemOptions(workdir=tmp_path))._deploy()
+
+
+def test_a_prestarted_process_runs_with_exactly_the_environment_it_is_sent(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "probe_env.py").write_text(
+        "import json, os, sys\n"
+        "open(os.environ['OUT'], 'w').write(json.dumps({'env': dict(os.environ), 'argv': sys.argv[1:]}))\n"
+    )
+    started = subprocess.Popen(
+        [sys.executable, "-m", "infra.local.prestart", "probe_env"],
+        stdin=subprocess.PIPE,
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "RUNNER_ONLY": "x",
+        },
+    )
+    out = tmp_path / "out.json"
+    started.communicate(
+        json.dumps({"env": {"OUT": str(out), "TASK": "api"}, "argv": ["--port", "1"]}).encode(), timeout=60
+    )
+    assert started.returncode == 0
+    seen = json.loads(out.read_text())
+    assert seen["env"] == {"OUT": str(out), "TASK": "api"} and seen["argv"] == ["--port", "1"]
