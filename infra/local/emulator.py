@@ -432,6 +432,10 @@ def preload(dispatcher: Any, region: str = "", services: tuple[str, ...] = PRELO
             backends = get_backend(service)[DEFAULT_ACCOUNT]  # type: ignore[call-overload]
             backends["aws" if service in ("iam", "sts") else region or "us-east-1"]
         load_models((service,))
+        with contextlib.suppress(Exception):  # the model moto parses this service's requests with
+            from moto.core.utils import get_service_model
+
+            get_service_model(service)
 
 
 def serve(port: int, region: str = "") -> None:

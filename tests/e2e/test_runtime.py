@@ -91,7 +91,8 @@ def scan(system: LocalSystem, logical: str) -> list[dict[str, Any]]:
 
 
 def post(api: Api, path: str, token: str, body: Any) -> tuple[int, Any]:
-    """POST with an Idempotency-Key, retried on a 5xx with the same key (as a real client does)."""
+    """POST with an Idempotency-Key, retried with the same key on a 5xx, a dropped connection or
+    a 409 saying the first attempt is still in progress (as a real client does)."""
     key = str(uuid.uuid4())
     status, answer = 0, None
     for attempt in range(8):
@@ -100,13 +101,14 @@ def post(api: Api, path: str, token: str, body: Any) -> tuple[int, Any]:
         request.add_header("Authorization", f"Bearer {token}")
         request.add_header("Idempotency-Key", key)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             status, answer = error.code, json.loads(error.read() or b"null")
         except OSError:
             status, answer = 599, None
-        if status < 500:
+        in_progress = status == 409 and "in_progress" in str((answer or {}).get("payload", {}).get("error"))
+        if status < 500 and not in_progress:
             break
         time.sleep(0.2 * 2**attempt)
     return status, answer
