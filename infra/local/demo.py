@@ -49,10 +49,20 @@ class Api:
 
     base: str
 
-    def call(self, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        body: Any = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[int, Any]:
+        """One request; `idempotency_key` sends the header a retrying client sends."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
         request.add_header("Content-Type", "application/json")
+        if idempotency_key:
+            request.add_header("Idempotency-Key", idempotency_key)
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:
