@@ -48,7 +48,7 @@ report: $(STAMP) ## reviewer's report for STACK (BASE=<git ref> adds a diff): re
 
 # Knobs of `make run` (environment variables; README "Running it locally"): AWS_FAULT_RATE,
 # CRASH_RATE, DUPLICATE_RATE, FAULT_SEED, PG_TRANSIENT_FAILURE_RATE, PG_DECLINE_RATE, PG_LATENCY_MS,
-# PG_SEED, TIME_SCALE, PORT, EMULATOR_PORT.
+# PG_SEED, MAPPING_CONCURRENCY_CAP, TIME_SCALE, PORT, EMULATOR_PORT.
 run: $(STAMP) ## the whole system on the embedded AWS emulator (127.0.0.1), in the foreground (fault knobs: see README)
 	$(PY) -m infra.local
 

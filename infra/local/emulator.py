@@ -19,6 +19,7 @@ ARN (tests/infra/test_local_access.py shows it). The gatekeeper uses moto's clas
 
 Local endpoints (never counted, never enforced; 127.0.0.1 only):
 - `GET /_local/calls` (POST resets): calls served by `service:Action`;
+- `GET /_local/cpu` (POST resets): per `service:Action`, calls and the CPU moto spent on them;
 - `POST /_local/auth` `{"enforce": true}`: creates the runner's admin identity (IAM user
   `local-runner` with the well-known local access key) and turns enforcement on;
 - `POST /_local/sessions` `{"accessKeyId", "kind", "label"}`: what an assumed-role session is
@@ -42,7 +43,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,7 @@ from infra.local.faults import FAULTED_SESSION_KINDS, AwsFaults
 LOOPBACK = "127.0.0.1"
 LOCAL_PREFIX = "/_local/"
 CALLS_PATH = "/_local/calls"
+CPU_PATH = "/_local/cpu"
 LOCAL_ACCESS_KEY = "local"
 """The runner's access key (and secret): IAM user `local-runner`, administrator, once enforced."""
 RUNNER_USER = "local-runner"
@@ -189,6 +191,8 @@ class Gatekeeper:
         self.app = app
         self.account = account
         self.calls: Counter[str] = Counter()
+        self.cpu: defaultdict[str, float] = defaultdict(float)
+        """Seconds of CPU moto spent serving each `service:Action` (where the emulator's time goes)."""
         self.lock = threading.Lock()
         self.enforcing = False
         self.sessions: dict[str, Session] = {LOCAL_ACCESS_KEY: Session("runner", RUNNER_USER)}
@@ -272,25 +276,43 @@ class Gatekeeper:
         query = environ.get("QUERY_STRING", "")
         raw_path = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or path).split("?", 1)[0]
         request = parse_request(method, path, query, headers, body)
+        name = request.name if request.operation else _fallback_name(request, method, path)
         with self.lock:
-            self.calls[request.name if request.operation else _fallback_name(request, method, path)] += 1
+            self.calls[name] += 1
         refusal = self.screen(request, method, raw_path, query, headers, body)
         if refusal is not None:
             status, response_headers, payload = refusal
             response_headers = [*response_headers, ("Content-Length", str(len(payload)))]
             start_response(_status_line(status), response_headers)
             return [payload]
-        return self.app(environ, start_response)
+        started = time.thread_time()
+        served = list(self.app(environ, start_response))
+        spent = time.thread_time() - started
+        with self.lock:
+            self.cpu[name] += spent
+        return served
 
     def _local(
         self, environ: dict[str, Any], path: str, body: bytes, start_response: Callable[..., Any]
     ) -> list[bytes]:
         post = environ.get("REQUEST_METHOD") == "POST"
         data: dict[str, Any] = json.loads(body) if post and body.strip() else {}
+        if path.startswith(CPU_PATH):
+            with self.lock:
+                if post:
+                    self.cpu.clear()
+                return _json_response(
+                    start_response,
+                    {
+                        k: {"calls": self.calls[k], "cpuMs": round(v * 1000, 1)}
+                        for k, v in sorted(self.cpu.items(), key=lambda item: -item[1])
+                    },
+                )
         if path.startswith(CALLS_PATH):
             with self.lock:
                 if post:
                     self.calls.clear()
+                    self.cpu.clear()
                 return _json_response(start_response, dict(self.calls))
         if path == "/_local/auth":
             if post:

@@ -773,11 +773,18 @@ def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[st
     }
 
 
-def mapping_concurrency(mapping: LocalMapping) -> int:
-    """Concurrent batches of a mapping: its ScalingConfig maximum (at least 2), else the local default."""
-    if mapping.maximum_concurrency is None:
-        return DEFAULT_MAPPING_CONCURRENCY
-    return max(MIN_MAPPING_CONCURRENCY, int(mapping.maximum_concurrency))
+def mapping_concurrency(mapping: LocalMapping, cap: int | None = None) -> int:
+    """Concurrent batches of a mapping: its ScalingConfig maximum (at least 2), else the local
+    default; at most `cap` when given (MAPPING_CONCURRENCY_CAP: a small machine runs every
+    batch on the same cores, so more batches at once only queue for them), never below 2."""
+    wanted = (
+        DEFAULT_MAPPING_CONCURRENCY
+        if mapping.maximum_concurrency is None
+        else max(MIN_MAPPING_CONCURRENCY, int(mapping.maximum_concurrency))
+    )
+    if cap is not None:
+        wanted = min(wanted, max(MIN_MAPPING_CONCURRENCY, cap))
+    return wanted
 
 
 class QueuePoller(threading.Thread):
@@ -797,6 +804,7 @@ class QueuePoller(threading.Thread):
         *,
         runner_sqs: Any = None,
         log: FunctionLog | None = None,
+        concurrency_cap: int | None = None,
     ) -> None:
         super().__init__(daemon=True, name=f"poller-{mapping.function}")
         self.mapping = mapping
@@ -812,7 +820,7 @@ class QueuePoller(threading.Thread):
         self.duplicate_rate = duplicate_rate
         self.random = random.Random(seed)
         self.log = log
-        self.concurrency = mapping_concurrency(mapping)
+        self.concurrency = mapping_concurrency(mapping, concurrency_cap)
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._lanes = 1

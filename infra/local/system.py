@@ -78,6 +78,9 @@ class SystemOptions:
     """Share of invocations whose execution environment is killed mid-invocation."""
     fault_seed: int = 0
     """Seed of every injected fault (AWS faults, crashes, duplicates): same seed, same faults."""
+    mapping_concurrency_cap: int | None = None
+    """At most this many batches of one queue at once (never below 2); None: as the program's
+    ScalingConfig says. For small machines, where batches beyond the cores only queue."""
     gateway: dict[str, str] = field(default_factory=dict)
     """Overrides of the payment gateway's PG_* settings for this run."""
     workdir: Path = REPO_ROOT / ".run"
@@ -90,13 +93,18 @@ class SystemOptions:
             ("CRASH_RATE", self.crash_rate),
         ):
             check_rate(name, value)
+        if self.mapping_concurrency_cap is not None and self.mapping_concurrency_cap < 1:
+            raise ValueError(
+                f"MAPPING_CONCURRENCY_CAP={self.mapping_concurrency_cap}: allowed: a positive number of "
+                "batches (2 or more; unset: as the program's ScalingConfig says)"
+            )
 
     @classmethod
     def from_environment(cls) -> SystemOptions:
         """Options from EMULATOR_PORT, PORT, TIME_SCALE, DUPLICATE_RATE, AWS_FAULT_RATE, CRASH_RATE,
-        FAULT_SEED and PG_* variables."""
+        FAULT_SEED, MAPPING_CONCURRENCY_CAP and PG_* variables."""
 
-        def number(name: str, default: float, cast: Callable[[str], Any] = float) -> Any:
+        def number(name: str, default: float | None, cast: Callable[[str], Any] = float) -> Any:
             raw = os.environ.get(name)
             if raw is None or raw == "":
                 return default
@@ -114,6 +122,7 @@ class SystemOptions:
                 aws_fault_rate=number("AWS_FAULT_RATE", 0.0),
                 crash_rate=number("CRASH_RATE", 0.0),
                 fault_seed=number("FAULT_SEED", 0, int),
+                mapping_concurrency_cap=number("MAPPING_CONCURRENCY_CAP", None, int),
                 gateway={k: os.environ[k] for k in GATEWAY_OVERRIDES if os.environ.get(k)},
             )
         except ValueError as exc:
@@ -351,7 +360,7 @@ class LocalSystem:
                 raise RuntimeError(
                     f"event source mapping of {mapping.function}: no queue {mapping.queue_arn}"
                 )
-            concurrency = mapping_concurrency(mapping)
+            concurrency = mapping_concurrency(mapping, self.options.mapping_concurrency_cap)
             poller_sqs = self.poller_sessions[mapping.queue_arn].client(
                 "sqs", self.emulator_url, self.region, Config(max_pool_connections=concurrency + 2)
             )
@@ -374,6 +383,7 @@ class LocalSystem:
                 self.options.duplicate_rate,
                 seed ^ zlib.crc32(mapping.queue_arn.encode()),  # per queue: independent of order
                 runner_sqs=runner_sqs,
+                concurrency_cap=self.options.mapping_concurrency_cap,
                 log=FunctionLog(self.fleet.log_path(mapping.function)),
             )
             poller.start()
@@ -666,8 +676,10 @@ def banner(system: LocalSystem) -> str:
     """The ready banner `make run` prints."""
     assert system.deployment is not None
     functions = ", ".join(sorted(system.deployment.functions))
+    cap = system.options.mapping_concurrency_cap
     concurrency = ", ".join(
-        f"{m.function.removesuffix('-function')} {mapping_concurrency(m)}" for m in system.deployment.mappings
+        f"{m.function.removesuffix('-function')} {mapping_concurrency(m, cap)}"
+        for m in system.deployment.mappings
     )
     return "\n".join(
         [

@@ -239,3 +239,12 @@ def test_the_dispatcher_computes_each_hosts_backend_once(monkeypatch: pytest.Mon
     again = dispatcher.get_backend_for_host("dynamodb.ap-northeast-2.amazonaws.com")
     assert first == again == "dynamodb" and calls == ["dynamodb.ap-northeast-2.amazonaws.com"]
     assert dispatcher.get_backend_for_host(None) is None
+
+
+def test_the_cpu_each_kind_of_call_costs_is_measured(gatekeeper: Gatekeeper) -> None:
+    runner = client(gatekeeper, "dynamodb")
+    for _ in range(3):
+        runner.list_tables()
+    cpu = local(gatekeeper, "/_local/cpu")
+    assert cpu["dynamodb:ListTables"]["calls"] == 3 and cpu["dynamodb:ListTables"]["cpuMs"] > 0
+    assert local(gatekeeper, "/_local/cpu", {}) == {}

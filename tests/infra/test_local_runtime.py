@@ -75,6 +75,10 @@ def test_mapping_concurrency_follows_scaling_config_with_awss_floor() -> None:
     assert mapping_concurrency(mapping(None)) == DEFAULT_MAPPING_CONCURRENCY
     assert mapping_concurrency(mapping(1)) == 2
     assert mapping_concurrency(mapping(10.0)) == 10
+    # MAPPING_CONCURRENCY_CAP lowers it for a small machine, never below AWS's floor of 2.
+    assert mapping_concurrency(mapping(10.0), 3) == 3
+    assert mapping_concurrency(mapping(10.0), 1) == 2
+    assert mapping_concurrency(mapping(None), 8) == DEFAULT_MAPPING_CONCURRENCY
 
 
 # --- an event source mapping, against a fake queue and fleet -------------------------------------
@@ -400,6 +404,12 @@ def test_fault_knobs_come_from_the_environment_and_bad_values_are_refused(
     monkeypatch.setenv("FAULT_SEED", "9")
     options = SystemOptions.from_environment()
     assert (options.aws_fault_rate, options.crash_rate, options.fault_seed) == (0.05, 0.02, 9)
+    monkeypatch.setenv("MAPPING_CONCURRENCY_CAP", "3")
+    assert SystemOptions.from_environment().mapping_concurrency_cap == 3
+    monkeypatch.setenv("MAPPING_CONCURRENCY_CAP", "0")
+    with pytest.raises(SystemExit, match="MAPPING_CONCURRENCY_CAP"):
+        SystemOptions.from_environment()
+    monkeypatch.delenv("MAPPING_CONCURRENCY_CAP")
     monkeypatch.setenv("CRASH_RATE", "2")
     with pytest.raises(SystemExit, match="CRASH_RATE"):
         SystemOptions.from_environment()
