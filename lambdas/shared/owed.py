@@ -57,13 +57,16 @@ def void(payment: dict[str, Any]) -> dict[str, Any]:
 def settle(payments: list[dict[str, Any]], logger: Logger) -> Settlement:
     """Void where needed, publish each payment's state event (PublishBatch), then clear `owed`.
 
-    A payment whose void fails keeps its `owed` and is not announced yet (a payment.failed or
-    payment.cancelled event tells the backer the authorization is released); a payment whose
-    event was not sent keeps its `owed`. Nothing raises for one payment's sake: the caller sees
-    `unfinished` and decides (a queue consumer fails the record, the sweeper tries next run).
+    A payment whose void fails is announced all the same (its terminal state is final: the ledger
+    and the backer hear of it now, even while the gateway is down) and keeps its `owed`, so the
+    void is retried (by the record's redelivery or the sweeper) and the same event re-sent, which
+    the ledger and the notifier recognise by its eventId. A payment whose event was not sent keeps
+    its `owed`. Nothing raises for one payment's sake: the caller sees `unfinished` and decides (a
+    queue consumer fails the record, the sweeper tries next run).
     """
     outcome = Settlement()
     ready: list[dict[str, Any]] = []
+    void_owed: set[str] = set()
     for payment in payments:
         payment_id = payment["paymentId"]
         if needs_void(payment):
@@ -74,17 +77,19 @@ def settle(payments: list[dict[str, Any]], logger: Logger) -> Settlement:
                     "void not done yet; still owed", extra={"paymentId": payment_id, "reason": str(exc)}
                 )
                 outcome.unfinished[payment_id] = f"void failed: {exc}"
-                continue
-            outcome.voided.append(payment_id)
+                void_owed.add(payment_id)
+            else:
+                outcome.voided.append(payment_id)
         ready.append(payment)
     unsent = set(publish_all([state_event(p) for p in ready]))
     sent: list[dict[str, Any]] = []
     for index, payment in enumerate(ready):
         if index in unsent:
-            outcome.unfinished[payment["paymentId"]] = "event not published"
+            outcome.unfinished.setdefault(payment["paymentId"], "event not published")
         else:
             outcome.published.append(payment["paymentId"])
-            sent.append(payment)
+            if payment["paymentId"] not in void_owed:
+                sent.append(payment)
     unconfirmed = clear_owed(sent)
     for payment in sent:
         if not payment.get(OWED_ATTRIBUTE):

@@ -103,11 +103,13 @@ def test_always_failing_gateway_goes_dlq_backoff_then_failed(
     assert platform.gateway.count("authorize", payment["paymentId"]) == 9  # 3 attempts x maxReceiveCount 3
     assert platform.campaign(funding_id)["fundingAmount"] == 0
     # The release of any lost authorization is still owed (and recorded as owed in the same write
-    # as FAILED): the record stays in the DLQ, not dropped, and the backer is told only once the
-    # authorization is released (payment.failed says no money was taken).
+    # as FAILED): the record stays in the DLQ, not dropped. The terminal state is announced at once
+    # (the ledger and the backer hear of it while the gateway is down), always as the same event.
     assert "voidedAt" not in stored
     assert stored["owed"] == "FAILED" and stored["owedSince"]
-    assert platform.published("payment.failed") == []
+    assert {e["eventId"] for e in platform.published("payment.failed")} == {
+        e["eventId"] for e in platform.published("payment.failed")[:1]
+    }
     assert platform.depth(PROCESSING_DLQ) == 1
 
     platform.gateway.always_fail = False
@@ -116,7 +118,8 @@ def test_always_failing_gateway_goes_dlq_backoff_then_failed(
     assert settled["voidedAt"] and "owed" not in settled
     assert platform.depth(PROCESSING_DLQ) == 0
     failed = platform.published("payment.failed")
-    assert [e["paymentId"] for e in failed] == [payment["paymentId"]]
+    assert {e["paymentId"] for e in failed} == {payment["paymentId"]}
+    assert len({e["eventId"] for e in failed}) == 1  # re-sent while the void was owed: one event
     assert failed[0]["occurredAt"] == settled["failedAt"]
     assert platform.gateway_record(payment["paymentId"])["voids"] == 1
 
