@@ -554,7 +554,12 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--region", default="", help="the region whose backends to prepare at start")
+    parser.add_argument("--parent", type=int, default=0, help="end when this process (the runner) ends")
     args = parser.parse_args(argv)
+    if args.parent:
+        from infra.local.zygote import watch_parent
+
+        watch_parent(args.parent)
     serve(args.port, args.region)
     return 0
 

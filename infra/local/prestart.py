@@ -28,6 +28,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("module", help="the module to run once the environment arrives (e.g. uvicorn)")
     parser.add_argument("--preload", action="append", default=[], help="another module to import up front")
     args = parser.parse_args(argv)
+    from infra.local.zygote import watch_parent
+
+    watch_parent(os.getppid())
     for name in (*PRELOAD, *args.preload):
         with contextlib.suppress(ImportError):
             __import__(name)

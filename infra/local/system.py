@@ -226,6 +226,8 @@ class LocalSystem:
                 str(self.options.emulator_port),
                 "--region",
                 self.region,
+                "--parent",
+                str(os.getpid()),
             ],
             env=base_process_environment(),
             stdout=log,

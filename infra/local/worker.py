@@ -219,6 +219,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=int, default=3)
     parser.add_argument("--region", default="ap-northeast-2")
     args = parser.parse_args(argv)
+    from infra.local.zygote import watch_parent
+
+    watch_parent(os.getppid())  # the zygote, or the runner: an environment never outlives them
     code_dir = unpack(args.archive, args.workdir)
     sys.path.insert(0, str(code_dir))
     serve(args.name, args.handler, args.port, args.memory, args.timeout, args.region)

@@ -51,6 +51,27 @@ PRELOAD = (
 """Libraries every environment imports: loaded once, shared copy-on-write by the children."""
 
 
+# --- every child of the runner --------------------------------------------------------------------
+
+
+def watch_parent(parent: int, interval: float = 1.0) -> None:
+    """End this process when `parent` (the runner) is gone, however it ended.
+
+    The runner's children run in sessions of their own (Ctrl-C reaches the runner only, which
+    stops them in order); when the runner is killed instead, nothing would stop them: this
+    daemon thread does."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+
+
 # --- the zygote process ---------------------------------------------------------------------------
 
 

@@ -468,3 +468,42 @@ def test_a_prestarted_process_runs_with_exactly_the_environment_it_is_sent(tmp_p
     assert started.returncode == 0
     seen = json.loads(out.read_text())
     assert seen["env"] == {"OUT": str(out), "TASK": "api"} and seen["argv"] == ["--port", "1"]
+
+
+def test_a_child_of_the_runner_ends_when_the_runner_is_killed(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    pid_file = tmp_path / "child.pid"
+    (tmp_path / "child.py").write_text(
+        "import os, sys, time\n"
+        "from infra.local.zygote import watch_parent\n"
+        "watch_parent(os.getppid(), 0.2)\n"
+        "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    (tmp_path / "runner.py").write_text(
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, sys.argv[1], sys.argv[2]], start_new_session=True)\n"
+        "time.sleep(60)\n"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "child.py"), str(pid_file)]
+    )
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    runner.kill()  # the runner dies without stopping anything
+    runner.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, 9)
+    raise AssertionError("the child outlived the runner")
