@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint typecheck unit preview report run token demo audit iam-report docs lock clean
+.PHONY: help install test fault-run lint typecheck unit preview report run token demo audit iam-report docs lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -39,6 +39,9 @@ unit: $(STAMP) ## the pytest suite only
 
 test: $(STAMP) lint typecheck ## everything CI runs: lint, types, the whole test suite
 	$(VENV)/bin/pytest
+
+fault-run: $(STAMP) ## the big fault run alone (every knob on, 600+ payments; about 20 minutes on 2 cores)
+	$(VENV)/bin/pytest -m fault_run tests/e2e/test_fault_run.py -s
 
 preview: $(STAMP) ## offline preview of STACK (default dev): what `pulumi preview` would create
 	$(PY) -m infra.preview $(STACK)
