@@ -412,7 +412,10 @@ def test_a_scheduled_function_retries_then_parks_events_in_an_alarmed_dead_lette
     assert events_send["Condition"] == {"ArnEquals": {"aws:SourceArn": out(rule)["arn"]}}
     dlq_key = s.named("tick-dlq-queue-key-key")
     key_services = {st["Sid"]: st for st in json.loads(dlq_key.inputs["policy"])["Statement"]}
-    assert key_services["ServicesUseForThisAccount"]["Principal"]["Service"] == ["events.amazonaws.com"]
+    # EventBridge's key grant: the SQS path, not aws:SourceAccount (tests/infra/test_kms_conditions.py).
+    assert key_services["EventBridgeWritesThisAccountsQueues"]["Principal"]["Service"] == [
+        "events.amazonaws.com"
+    ]
     permission = s.named("tick-invoke")
     assert (permission.inputs["principal"], permission.inputs["sourceArn"]) == (
         "events.amazonaws.com",

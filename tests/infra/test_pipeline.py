@@ -95,8 +95,9 @@ def test_failures_reach_ops_alerts_which_lets_the_notification_service_publish(
     publishers = statements(s.named("ops-alerts-policy"))["ServicesPublishForThisAccount"]
     assert "codestar-notifications.amazonaws.com" in publishers["Principal"]["Service"]
     (key,) = [k for k in s.of_type("aws:kms/key:Key") if k.state["arn"] == topic.inputs["kmsMasterKeyId"]]
-    users = statements(key)["ServicesUseForThisAccount"]["Principal"]["Service"]
-    assert "codestar-notifications.amazonaws.com" in users
+    users = statements(key)["CodeStarNotificationsPublishesThroughSns"]
+    assert users["Principal"]["Service"] == ["codestar-notifications.amazonaws.com"]
+    assert users["Condition"] == {"StringEquals": {"kms:ViaService": "sns.ap-northeast-2.amazonaws.com"}}
 
 
 def test_without_a_pipeline_no_key_or_topic_trusts_the_notification_service(synth: SynthFn) -> None:
