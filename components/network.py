@@ -2,7 +2,29 @@
 
 - Public and private subnets per AZ from a fixed layout (`components.cidr`): adding an AZ
   never changes an existing subnet's CIDR, so upgrades never replace subnets.
-- NAT is an explicit choice (`none | single | per_az`); there is no default that costs money.
+- NAT is an explicit choice (`none | single | instance | per_az`); there is no default that
+  costs money. Trade-offs (ap-northeast-2 list prices, 730 h a month):
+
+  - `none`: $0; private subnets reach AWS through the gateway/interface endpoints only.
+  - `instance`: ~$8/month (t4g.nano, its public IPv4 address, an 8 GB gp3 volume) and no
+    per-GB charge. No HA: one instance in one AZ, so a stop, an AZ outage or a replacement
+    cuts egress until it is back; you own the OS (security updates install nightly through
+    dnf-automatic; a new AMI arrives only when the instance is replaced); up to 5 Gbps burst.
+  - `single`: ~$47/month (gateway hours + its IPv4 address) + $0.059/GB; managed, scales to
+    100 Gbps, survives instance failures but not the loss of its AZ.
+  - `per_az`: the above per AZ; survives an AZ outage.
+
+  `instance` is the fck-nat pattern for development stacks: a NAT instance on the smallest
+  Graviton type (`t4g.nano`) in the first public subnet, with source/destination check off.
+  Its network interface and Elastic IP are resources of their own, so the private route
+  tables point at the interface and the egress address stays the same when the instance is
+  replaced (a payment gateway can allowlist it). The AMI is not downloaded or pinned by id:
+  the launch template names AWS's public SSM parameter for the latest Amazon Linux 2023 arm64
+  AMI (`resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64`,
+  https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/finding-an-ami.html), resolved by EC2
+  when the instance launches. User data turns on IP forwarding and masquerading (kept across
+  reboots by a systemd unit) and nightly security updates; IMDSv2 is required and the root
+  volume is encrypted. No SSH key, no open port: it takes traffic from the VPC's CIDR only.
 - Gateway endpoints for S3 and DynamoDB on every private route table (free, and they keep
   that traffic off the NAT); optional interface endpoints with private DNS, reachable on 443
   from inside the VPC only.
@@ -19,7 +41,9 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,9 +55,50 @@ from components.base import Component, account_facts
 from components.cidr import MAX_AZS, subnet_layout
 from components.encryption import key_arn_or_own
 
-NatStrategy = Literal["none", "single", "per_az"]
-NAT_STRATEGIES: tuple[str, ...] = ("none", "single", "per_az")
+NatStrategy = Literal["none", "single", "instance", "per_az"]
+NAT_STRATEGIES: tuple[str, ...] = ("none", "single", "instance", "per_az")
 GATEWAY_ENDPOINT_SERVICES = ("s3", "dynamodb")
+NAT_INSTANCE_TYPE = "t4g.nano"
+"""The smallest Graviton instance: 2 vCPU (burstable), 0.5 GB, up to 5 Gbps."""
+NAT_INSTANCE_IMAGE = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+"""AWS's public SSM parameter naming the latest Amazon Linux 2023 arm64 AMI; EC2 resolves it at launch
+(https://docs.aws.amazon.com/autoscaling/ec2/userguide/using-systems-manager-parameters.html)."""
+NAT_INSTANCE_VOLUME_GB = 8
+"""Root volume of the NAT instance (gp3, encrypted): the size of the AL2023 AMI's snapshot."""
+_GRAVITON_TYPE = re.compile(r"^[a-z]+[0-9]+g[a-z]*\.[a-z0-9]+$")
+_NAT_USER_DATA = """#!/bin/bash
+# NAT instance (the fck-nat pattern on Amazon Linux 2023): forward and masquerade the VPC's
+# traffic out of the primary interface, kept across reboots; security updates install nightly.
+set -euo pipefail
+dnf install -y iptables-nft dnf-automatic
+echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-nat.conf
+sysctl --system
+cat > /usr/local/sbin/nat-masquerade <<'SCRIPT'
+#!/bin/bash
+set -euo pipefail
+iface=$(ip -o route show default | awk '{print $5; exit}')
+iptables -t nat -C POSTROUTING -o "$iface" -j MASQUERADE 2>/dev/null \\
+  || iptables -t nat -A POSTROUTING -o "$iface" -j MASQUERADE
+SCRIPT
+chmod 0755 /usr/local/sbin/nat-masquerade
+cat > /etc/systemd/system/nat-masquerade.service <<'UNIT'
+[Unit]
+Description=Masquerade forwarded traffic (NAT instance)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/nat-masquerade
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now nat-masquerade.service
+systemctl enable --now dnf-automatic-install.timer
+"""
 
 
 @dataclass
@@ -43,13 +108,20 @@ class NetworkArgs:
     Attributes:
         availability_zones: AZ names, 1 to 6, in a stable order (index i gets the i-th subnets).
         nat_strategy: "none" (no NAT; private subnets reach AWS through endpoints only),
-            "single" (one NAT gateway in the first AZ: cheap, not AZ-resilient) or "per_az"
-            (one per AZ). Required: no silent default that costs money.
+            "instance" (one NAT instance in the first AZ: a few dollars a month, no HA, you
+            own its patching), "single" (one NAT gateway in the first AZ: managed, not
+            AZ-resilient) or "per_az" (one NAT gateway per AZ). Required: no silent default
+            that costs money. See the module docstring for the trade-offs.
         cidr: IPv4 CIDR of the VPC, /16 to /22. Default "10.0.0.0/16".
         interface_endpoints: Service short names ("ecr.api", "logs", "sqs", …) that get an
             interface endpoint with private DNS in every private subnet. Default none.
         flow_log_retention_days: Retention of the flow-log group. Default 30.
         flow_log_kms_key_arn: CMK for the flow-log group. Default: the component creates one.
+        nat_instance_type: Instance type of the "instance" strategy: a Graviton (arm64) type,
+            since the default image is arm64. Default "t4g.nano".
+        nat_instance_image: AMI of the "instance" strategy: an AMI id or
+            "resolve:ssm:<public parameter>". Default: the latest Amazon Linux 2023 arm64
+            (`NAT_INSTANCE_IMAGE`); the user data needs dnf and systemd, so keep to AL2023.
         tags: Tags for every taggable child (the component adds `component`).
     """
 
@@ -59,6 +131,8 @@ class NetworkArgs:
     interface_endpoints: Sequence[str] = ()
     flow_log_retention_days: int = 30
     flow_log_kms_key_arn: pulumi.Input[str] | None = None
+    nat_instance_type: str = NAT_INSTANCE_TYPE
+    nat_instance_image: str = NAT_INSTANCE_IMAGE
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -82,6 +156,18 @@ class Network(Component):
         if args.nat_strategy not in NAT_STRATEGIES:
             raise ValueError(
                 f"Network {name}: nat_strategy={args.nat_strategy!r}; allowed: {', '.join(NAT_STRATEGIES)}"
+            )
+        if args.nat_strategy == "instance" and not _GRAVITON_TYPE.match(args.nat_instance_type):
+            raise ValueError(
+                f"Network {name}: nat_instance_type={args.nat_instance_type!r}; allowed: a Graviton (arm64) "
+                f"type such as {NAT_INSTANCE_TYPE} or t4g.micro (the NAT image is arm64)"
+            )
+        if args.nat_strategy == "instance" and not (
+            args.nat_instance_image.startswith("ami-") or args.nat_instance_image.startswith("resolve:ssm:")
+        ):
+            raise ValueError(
+                f"Network {name}: nat_instance_image={args.nat_instance_image!r}; allowed: an AMI id "
+                "(ami-...) or resolve:ssm:<parameter name>"
             )
         layout = subnet_layout(args.cidr, len(azs))  # raises on a bad CIDR before anything exists
         super().__init__("network", "Network", name, args.tags, opts)
@@ -146,7 +232,12 @@ class Network(Component):
                 opts=self.child_opts(),
             )
 
-        nat_ids = self._nat_gateways(name, args.nat_strategy, public_subnets, igw)
+        nat_ids: list[pulumi.Output[str]] = []
+        nat_interface: pulumi.Output[str] | None = None
+        if args.nat_strategy == "instance":
+            nat_interface = self._nat_instance(name, args, vpc, public_subnets[0], igw)
+        else:
+            nat_ids = self._nat_gateways(name, args.nat_strategy, public_subnets, igw)
         private_rts: list[aws.ec2.RouteTable] = []
         for index, subnet in enumerate(private_subnets):
             rt = aws.ec2.RouteTable(
@@ -167,6 +258,14 @@ class Network(Component):
                     route_table_id=rt.id,
                     destination_cidr_block="0.0.0.0/0",
                     nat_gateway_id=nat_ids[index] if len(nat_ids) > 1 else nat_ids[0],
+                    opts=self.child_opts(),
+                )
+            elif nat_interface is not None:
+                aws.ec2.Route(
+                    f"{name}-private-{index}-default",
+                    route_table_id=rt.id,
+                    destination_cidr_block="0.0.0.0/0",
+                    network_interface_id=nat_interface,
                     opts=self.child_opts(),
                 )
             private_rts.append(rt)
@@ -256,6 +355,106 @@ class Network(Component):
             )
             nat_ids.append(nat.id)
         return nat_ids
+
+    def _nat_instance(
+        self,
+        name: str,
+        args: NetworkArgs,
+        vpc: aws.ec2.Vpc,
+        subnet: aws.ec2.Subnet,
+        igw: aws.ec2.InternetGateway,
+    ) -> pulumi.Output[str]:
+        """A NAT instance behind a network interface of its own; returns that interface's id.
+
+        The interface (source/destination check off) and its Elastic IP outlive the instance, so
+        a replaced instance takes over the same routes and the same egress address.
+        """
+        group = aws.ec2.SecurityGroup(
+            f"{name}-nat-instance-sg",
+            vpc_id=vpc.id,
+            description="NAT instance: any traffic from the VPC, out to the internet",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    description="Traffic to forward, from the VPC only",
+                    protocol="-1",
+                    from_port=0,
+                    to_port=0,
+                    cidr_blocks=[args.cidr],
+                )
+            ],
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    description="Forwarded traffic and package updates, to the internet",
+                    protocol="-1",
+                    from_port=0,
+                    to_port=0,
+                    cidr_blocks=["0.0.0.0/0"],
+                )
+            ],
+            tags=self.named_tags(f"{name}-nat-instance-sg"),
+            opts=self.child_opts(),
+        )
+        interface = aws.ec2.NetworkInterface(
+            f"{name}-nat-eni",
+            subnet_id=subnet.id,
+            security_groups=[group.id],
+            source_dest_check=False,
+            description=f"{name} NAT instance: the private subnets' default route",
+            tags=self.named_tags(f"{name}-nat-eni"),
+            opts=self.child_opts(),
+        )
+        address = aws.ec2.Eip(
+            f"{name}-nat-0-eip",
+            domain="vpc",
+            network_interface=interface.id,
+            tags=self.named_tags(f"{name}-nat-0-eip"),
+            opts=self.child_opts(depends_on=[igw]),
+        )
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-nat-template",
+            description=f"{name} NAT instance",
+            image_id=args.nat_instance_image,
+            instance_type=args.nat_instance_type,
+            network_interfaces=[
+                aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                    device_index=0, network_interface_id=interface.id, delete_on_termination="false"
+                )
+            ],
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=NAT_INSTANCE_VOLUME_GB,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            ebs_optimized="true",
+            user_data=base64.b64encode(_NAT_USER_DATA.encode()).decode(),
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type=kind, tags=self.named_tags(f"{name}-nat-instance")
+                )
+                for kind in ("instance", "volume")
+            ],
+            tags=self.named_tags(f"{name}-nat-template"),
+            opts=self.child_opts(),
+        )
+        aws.ec2.Instance(
+            f"{name}-nat-instance",
+            launch_template=aws.ec2.InstanceLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
+            tags=self.named_tags(f"{name}-nat-instance"),
+            # The user data installs packages: the public address must exist before boot.
+            opts=self.child_opts(depends_on=[igw, address]),
+        )
+        return interface.id
 
     def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, args: NetworkArgs, account_id: str) -> None:
         """ALL-traffic flow logs to an encrypted log group, written by a role scoped to it."""

@@ -33,6 +33,9 @@ from infra.report.topology import (
 )
 from infra.synth import DeclaredResource, Synthesis
 
+INSTANCE = "aws:ec2/instance:Instance"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+
 
 @dataclass(frozen=True)
 class Load:
@@ -347,6 +350,57 @@ def scheduled_invocations(topology: Topology, hours: float) -> tuple[dict[str, f
     return runs, notes
 
 
+def instance_price_key(instance_type: str) -> str:
+    """The price-table key of an EC2 instance type's on-demand hour: t4g.nano → ec2_t4g_nano_hour."""
+    return "ec2_" + instance_type.replace(".", "_").replace("-", "_") + "_hour"
+
+
+def _launch_template_of(instance: DeclaredResource, synthesis: Synthesis) -> DeclaredResource | None:
+    reference = (instance.inputs.get("launchTemplate") or {}).get("id")
+    if not reference:
+        return None
+    return next((t for t in _of_types(synthesis, LAUNCH_TEMPLATE) if t.id == reference), None)
+
+
+def _root_volume_gb(instance: DeclaredResource, template: DeclaredResource | None) -> float:
+    """Root volume size: the instance's own root_block_device, else the template's first EBS mapping."""
+    root = instance.inputs.get("rootBlockDevice") or {}
+    if root.get("volumeSize"):
+        return float(root["volumeSize"])
+    for mapping in (template.inputs.get("blockDeviceMappings") or []) if template else []:
+        ebs = mapping.get("ebs") if isinstance(mapping, dict) else None
+        if isinstance(ebs, dict) and ebs.get("volumeSize"):
+            return float(ebs["volumeSize"])
+    return 8.0  # the size of Amazon Linux's AMI snapshot, used when nothing says otherwise
+
+
+def _ec2_instances(synthesis: Synthesis, acc: _Lines, notes: list[str], hours: float) -> None:
+    """Always-on EC2 instances (a NAT instance): instance hours by type and their gp3 root volumes."""
+    for instance in _of_types(synthesis, INSTANCE):
+        template = _launch_template_of(instance, synthesis)
+        instance_type = instance.inputs.get("instanceType") or (
+            template.inputs.get("instanceType") if template else None
+        )
+        if not isinstance(instance_type, str):
+            notes.append(f"{instance.name}: instance type unknown; EC2 not estimated")
+            continue
+        key = instance_price_key(instance_type)
+        if key not in acc.prices.prices:
+            notes.append(
+                f"{instance.name}: no price for {instance_type} ({key}) in {acc.prices.path.name}; "
+                "add it to estimate this instance"
+            )
+            continue
+        acc.same("Compute", f"EC2 {instance_type} hours", key, costs.always_on_hours(1, hours), instance.name)
+        acc.same(
+            "Storage",
+            "EBS gp3 volumes",
+            "ebs_gp3_gb_month",
+            _root_volume_gb(instance, template),
+            f"{instance.name}: root volume",
+        )
+
+
 def _memory(function: DeclaredResource) -> int:
     return _int(function.inputs.get("memorySize"), 128)
 
@@ -388,6 +442,8 @@ def estimate(
             load.payments, a.nat_kb_per_payment * 1000
         )
         acc.add("Network", "NAT gateway data processed", "nat_gateway_gb", 0.0, nat_gb, "assumed NAT traffic")
+
+    _ec2_instances(synthesis, acc, notes, hours)
 
     eips = _of_types(synthesis, "aws:ec2/eip:Eip")
     if eips:

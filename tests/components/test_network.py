@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -30,6 +31,45 @@ def test_nat_strategy_sets_the_number_of_nat_gateways_and_ips(
     assert len(s.of_type("aws:ec2/eip:Eip")) == nats
     default_routes = [r for r in s.of_type("aws:ec2/route:Route") if r.inputs.get("natGatewayId")]
     assert len(default_routes) == (azs if nats else 0), "every private route table routes out only with NAT"
+
+
+def test_nat_instance_routes_every_private_subnet_through_its_own_interface(synth: SynthFn) -> None:
+    s = network(synth, nat_strategy="instance", availability_zones=AZS)
+    assert s.of_type("aws:ec2/natGateway:NatGateway") == []
+    (interface,) = s.of_type("aws:ec2/networkInterface:NetworkInterface")
+    assert interface.inputs["sourceDestCheck"] is False, "a NAT must forward traffic it is not addressed"
+    assert interface.inputs["subnetId"] == s.named("net-public-0").id
+    routes = [s.named(f"net-private-{index}-default") for index in range(3)]
+    assert all(r.inputs["networkInterfaceId"] == interface.id for r in routes)
+    assert all("natGatewayId" not in r.inputs for r in routes)
+    (address,) = s.of_type("aws:ec2/eip:Eip")
+    assert address.inputs["networkInterface"] == interface.id, "the egress address outlives the instance"
+
+
+def test_nat_instance_is_the_smallest_graviton_hardened_and_open_only_to_the_vpc(synth: SynthFn) -> None:
+    s = network(synth, nat_strategy="instance")
+    (template,) = s.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    (instance,) = s.of_type("aws:ec2/instance:Instance")
+    (interface,) = s.of_type("aws:ec2/networkInterface:NetworkInterface")
+    assert instance.inputs["launchTemplate"]["id"] == template.id
+    assert template.inputs["instanceType"] == "t4g.nano"
+    # Looked up by AWS's documented public parameter at launch: no AMI id is pinned or downloaded.
+    assert template.inputs["imageId"] == (
+        "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+    )
+    assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+    (mapping,) = template.inputs["blockDeviceMappings"]
+    assert mapping["ebs"]["encrypted"] == "true" and mapping["ebs"]["volumeType"] == "gp3"
+    assert template.inputs["networkInterfaces"] == [
+        {"deviceIndex": 0.0, "networkInterfaceId": interface.id, "deleteOnTermination": "false"}
+    ]
+    user_data = base64.b64decode(template.inputs["userData"]).decode()
+    assert "net.ipv4.ip_forward = 1" in user_data and "MASQUERADE" in user_data
+    assert "dnf-automatic-install.timer" in user_data, "security updates install without a person"
+    (group,) = [g for g in s.of_type("aws:ec2/securityGroup:SecurityGroup") if "nat" in g.name]
+    assert interface.inputs["securityGroups"] == [group.id]
+    assert [rule["cidrBlocks"] for rule in group.inputs["ingress"]] == [["10.1.0.0/16"]]
+    assert "keyName" not in template.inputs, "no SSH key: nothing to log in with"
 
 
 def test_per_az_nat_keeps_each_azs_traffic_in_its_az(synth: SynthFn) -> None:
@@ -142,8 +182,16 @@ def test_every_child_is_parented_to_the_component_and_outputs_are_registered(syn
         ({"availability_zones": [f"z{i}" for i in range(7)]}, "7 availability zones given; allowed: 1 to 6"),
         ({"availability_zones": []}, "0 availability zones given"),
         ({"availability_zones": ["a", "a"]}, "availability zones repeat"),
-        ({"nat_strategy": "shared"}, "nat_strategy='shared'; allowed: none, single, per_az"),
+        ({"nat_strategy": "shared"}, "nat_strategy='shared'; allowed: none, single, instance, per_az"),
         ({"cidr": "10.0.0.0/12"}, "prefix /12"),
+        (
+            {"nat_strategy": "instance", "nat_instance_type": "t3.nano"},
+            r"nat_instance_type='t3.nano'; allowed: a Graviton \(arm64\) type",
+        ),
+        (
+            {"nat_strategy": "instance", "nat_instance_image": "al2023"},
+            "nat_instance_image='al2023'; allowed: an AMI id",
+        ),
     ],
 )
 def test_bad_arguments_fail_at_declaration(synth: SynthFn, kwargs: dict[str, Any], message: str) -> None:

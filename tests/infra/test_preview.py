@@ -33,7 +33,9 @@ def test_dev_and_prod_nat_counts(capsys: pytest.CaptureFixture[str]) -> None:
     dev = capsys.readouterr().out
     main(["prod"])
     prod = capsys.readouterr().out
-    assert (count_of(dev, "aws:ec2:NatGateway"), count_of(dev, "aws:ec2:Eip")) == (1, 1)
+    # dev: one NAT instance behind its own interface and Elastic IP, no NAT gateway
+    assert (count_of(dev, "aws:ec2:NatGateway"), count_of(dev, "aws:ec2:Eip")) == (0, 1)
+    assert (count_of(dev, "aws:ec2:Instance"), count_of(dev, "aws:ec2:NetworkInterface")) == (1, 1)
     assert (count_of(prod, "aws:ec2:NatGateway"), count_of(prod, "aws:ec2:Eip")) == (3, 3)
     assert (count_of(dev, "aws:ec2:Subnet"), count_of(prod, "aws:ec2:Subnet")) == (4, 6)
 

@@ -49,13 +49,13 @@ def test_the_dev_report_has_every_section_and_counts_every_resource(synth: Synth
     assert "```mermaid\nflowchart LR" in markdown
     counted = sum(sum(types.values()) for types in resources_by_component(synthesis).values())
     assert counted == len(synthesis.cloud_resources)
-    assert "Idle cost is dominated by: NAT gateway hours" in markdown or report.cost.idle_total == 0
+    assert "Idle cost is dominated by: Application Load Balancer hours" in markdown
     document = render_json(report)
     assert {li["item"] for li in document["cost"]["lines"]} == {li.item for li in report.cost.lines}
     assert {r["type"] for r in document["resources"]} == set(synthesis.count_by_type())
-    nat = next(li for li in report.cost.lines if li.item == "NAT gateway hours")
-    assert f"`{short_type('aws:ec2/natGateway:NatGateway')}`" in markdown and nat.idle_quantity == 730 * len(
-        synthesis.of_type("aws:ec2/natGateway:NatGateway")
+    nat = next(li for li in report.cost.lines if li.item == "EC2 t4g.nano hours")
+    assert f"`{short_type('aws:ec2/instance:Instance')}`" in markdown and nat.idle_quantity == 730 * len(
+        synthesis.of_type("aws:ec2/instance:Instance")
     )
 
 
