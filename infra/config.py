@@ -20,7 +20,7 @@ PROJECT = "crowdfunding"
 """The config namespace (`crowdfunding:<key>`) and the Pulumi project name."""
 
 ENVIRONMENTS = ("dev", "prod", "local")
-NAT_STRATEGIES = ("none", "single", "per_az")
+NAT_STRATEGIES = ("none", "instance", "single", "per_az")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
 """The retention periods CloudWatch Logs accepts."""
 
@@ -177,9 +177,12 @@ KEYS: tuple[Key, ...] = (
         "natStrategy",
         "string",
         REQUIRED,
-        "Outbound internet for private subnets: none (no NAT; endpoints only), single (one NAT "
-        "gateway, ~$43/month in ap-northeast-2) or per_az (one per AZ, survives an AZ loss). "
-        "Required: a choice that costs money is never a silent default.",
+        "Outbound internet for private subnets: none (no NAT; endpoints only), instance (one "
+        "t4g.nano NAT instance, ~$8/month in ap-northeast-2 with its IPv4 address and volume: no "
+        "HA, an instance failure or replacement cuts egress until it is back, and you own its "
+        "patching: security updates install nightly, a new AMI only when it is replaced), single "
+        "(one managed NAT gateway, ~$47/month with its IPv4 address) or per_az (one per AZ, "
+        "survives an AZ loss). Required: a choice that costs money is never a silent default.",
         "one of " + ", ".join(NAT_STRATEGIES),
         lambda v: v in NAT_STRATEGIES,
     ),
