@@ -7,7 +7,9 @@ Prints:
   happy path); a payment's terminal moment is the timestamp the system stored with its terminal
   state (capturedAt, declinedAt…), read back from the table, so polling adds no API load;
 - AWS API calls per captured payment on that happy path, counted at the emulator
-  (target ≤ 10), with the top calls by service:Action.
+  (target ≤ 10), with the top calls by service:Action;
+- the emulator's CPU per captured payment (its process's whole CPU, and the part moto spent by
+  service:Action): the emulator is one process, so this figure bounds the embedded throughput.
 
 Targets (issue 14): 500 payments at concurrency 16: ≥ 40 payments/s, p50 ≤ 3 s, ready ≤ 10 s.
 
@@ -17,6 +19,7 @@ Usage: .venv/bin/python bench/bench_embedded.py [--payments 500] [--concurrency 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -27,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 from infra.local.demo import Api, campaign_body, table_name
-from infra.local.emulator import emulator_client
+from infra.local.emulator import CPU_PATH, emulator_client, local_call
 from infra.local.runtime import free_port
 from infra.local.system import LocalSystem, SystemOptions
 from infra.local.token import issue_token
@@ -47,6 +50,15 @@ TERMINAL_TIMESTAMP = {
 
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU a process has used so far (Linux /proc; 0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -94,6 +106,8 @@ def main(argv: list[str]) -> int:
         funding_id = body["fundingId"]
         time.sleep(2.0)  # let start-up traffic (schedules' first runs) settle before counting
         system.aws_calls(reset=True)
+        emulator_pid = system.emulator_pid()
+        emulator_cpu_before = process_cpu_seconds(emulator_pid)
 
         submitted: dict[str, float] = {}  # paymentId -> wall-clock epoch seconds of the POST
         finished: dict[str, float] = {}  # paymentId -> epoch seconds the system stored as terminal
@@ -116,22 +130,23 @@ def main(argv: list[str]) -> int:
         states: dict[str, str] = {}
 
         def read_terminal() -> None:
+            """Read the payments not yet terminal (BatchGetItem, 100 keys a call: a Scan of the
+            whole table each second would cost the emulator more than the system's own work)."""
             nonlocal scans
-            start: dict[str, object] | None = None
-            while True:
-                page = dynamodb.scan(
-                    TableName=payments_table, **({"ExclusiveStartKey": start} if start else {})
-                )
-                scans += 1
-                for raw in page["Items"]:
-                    state_name = raw["state"]["S"]
-                    stamp = raw.get(TERMINAL_TIMESTAMP.get(state_name, ""), {}).get("S")
-                    if state_name in TERMINAL and stamp:
-                        finished[raw["paymentId"]["S"]] = _epoch(stamp)
-                        states[raw["paymentId"]["S"]] = state_name
-                start = page.get("LastEvaluatedKey")
-                if not start:
-                    return
+            waiting = [p for p in submitted if p not in finished]
+            for start in range(0, len(waiting), 100):
+                keys = [{"paymentId": {"S": p}} for p in waiting[start : start + 100]]
+                request = {payments_table: {"Keys": keys}}
+                while request:
+                    page = dynamodb.batch_get_item(RequestItems=request)
+                    scans += 1
+                    for raw in page["Responses"].get(payments_table, []):
+                        state_name = raw["state"]["S"]
+                        stamp = raw.get(TERMINAL_TIMESTAMP.get(state_name, ""), {}).get("S")
+                        if state_name in TERMINAL and stamp:
+                            finished[raw["paymentId"]["S"]] = _epoch(stamp)
+                            states[raw["paymentId"]["S"]] = state_name
+                    request = page.get("UnprocessedKeys") or {}
 
         run_started = time.time()
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
@@ -145,7 +160,9 @@ def main(argv: list[str]) -> int:
         elapsed = max(finished.values(), default=run_started) - run_started
         time.sleep(3.0)  # the ledger and notifications drain after the last capture
         calls = system.aws_calls()
-        polling = scans  # this benchmark's own Scan pages, not the system's work
+        emulator_cpu = process_cpu_seconds(emulator_pid) - emulator_cpu_before
+        moto_cpu = local_call(system.emulator_url, CPU_PATH, None, timeout=5)
+        polling = scans  # this benchmark's own BatchGetItem calls, not the system's work
         latencies = [finished[p] - submitted[p] for p in submitted if p in finished]
         captured = sum(1 for p in submitted if states.get(p) == "CAPTURED")
     finally:
@@ -164,13 +181,21 @@ def main(argv: list[str]) -> int:
     if captured:
         print(
             f"AWS API calls per captured payment: {system_calls / captured:.1f} "
-            f"(target <= 10; {system_calls} calls, excluding {polling} Scan pages read by this benchmark)"
+            f"(target <= 10; {system_calls} calls, excluding {polling} BatchGetItem calls made by this benchmark)"
         )
         receives = calls.get("sqs:ReceiveMessage", 0)
         print(
             f"  of which SQS ReceiveMessage (event source mapping polls, many empty): "
             f"{receives / captured:.1f}; "
             f"without them: {(system_calls - receives) / captured:.1f}"
+        )
+        print(
+            f"emulator CPU per captured payment: {emulator_cpu / captured * 1000:.0f} ms "
+            f"(one process: at most {captured / emulator_cpu if emulator_cpu else 0:.0f} payments/s "
+            "on one core); moto's share by action: "
+            + ", ".join(
+                f"{name} {figures['cpuMs'] / captured:.1f} ms" for name, figures in list(moto_cpu.items())[:6]
+            )
         )
     top = sorted(calls.items(), key=lambda item: -item[1])[:12]
     print("top calls: " + ", ".join(f"{name} {count}" for name, count in top))

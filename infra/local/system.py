@@ -638,6 +638,10 @@ class LocalSystem:
             self.options.state_file.parent.mkdir(parents=True, exist_ok=True)
             self.options.state_file.write_text(json.dumps(self.state(), indent=2))
 
+    def emulator_pid(self) -> int | None:
+        """The emulator's process id (benchmarks read its CPU), None when it is not running."""
+        return self._emulator.pid if self._emulator is not None else None
+
     def aws_calls(self, reset: bool = False) -> dict[str, int]:
         """AWS API calls the emulator served (by service:Action)."""
         return dict(read_calls(self.emulator_url, reset=reset))
