@@ -4,9 +4,17 @@ What a team gets from one declaration:
 
 - **Image**: an ECR repository (scan on push, immutable tags, KMS encryption, a lifecycle
   policy keeping the last N images) and the image built from a context directory with
-  `pulumi_docker`, tagged by the content of the context (`components.build_context`): an
-  unchanged context gives the same tag, so nothing is rebuilt, pushed or redeployed. A delivery
-  pipeline can pass a prebuilt `image_uri` instead; the repository stays for it to push to.
+  `pulumi_docker`, tagged by the content of the context (`components.build_context`). The task
+  definition runs the image **by digest** (`<repository>@sha256:…`, the digest the push
+  returned), never by tag: what runs is pinned by content, whichever tag names it. The content
+  tag is only the build's name, and it is the one tag pattern (`ctx-*`) the repository lets a
+  push move (`IMMUTABLE_WITH_EXCLUSION`; every other tag, such as a pipeline's commit tags,
+  stays immutable): pulumi-docker decides to rebuild from its own context hash (full file
+  modes, its own version), so a permission-only difference between checkouts, a provider
+  upgrade or a retried push pushes an existing content tag again, which an IMMUTABLE repository
+  refuses and this one accepts. A moved tag changes nothing that runs; the task definition
+  follows the new digest in the same update. A delivery pipeline can pass a prebuilt
+  `image_uri` instead; the repository stays for it to push to.
 - **Cluster**: an ECS cluster with Container Insights, or an existing cluster by ARN.
 - **Task**: Fargate, CPU/memory checked against Fargate's combinations, read-only root
   filesystem with a writable `/tmp` volume, non-privileged, a non-root user, all Linux
@@ -54,7 +62,7 @@ import pulumi_aws as aws
 import pulumi_docker as docker
 
 from components.base import AccountFacts, Component, account_facts
-from components.build_context import context_tag
+from components.build_context import TAG_PREFIX, context_tag
 from components.encryption import key_arn_or_own
 from components.iam import (
     Grant,
@@ -82,6 +90,9 @@ FARGATE_MEMORY_MB: dict[int, tuple[int, ...]] = {
 """Fargate's allowed memory (MiB) for each CPU size (CPU units; 1024 = one vCPU)."""
 
 DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+CONTENT_TAG_FILTER = TAG_PREFIX + "*"
+"""The tags a push may move in the image repository: the content tags this component builds.
+See https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html."""
 DEFAULT_MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
 PLATFORM_OF_ARCHITECTURE = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 
@@ -390,7 +401,8 @@ class WebService(Component):
 
     Outputs: `url`, `alb_arn`, `alb_arn_suffix`, `alb_dns_name`, `alb_zone_id`,
     `target_group_arn_suffix`, `cluster_name`, `service_name`, `task_role_arn`,
-    `task_role_name`, `execution_role_arn`, `log_group_name`, `repository_url`, `image_uri`,
+    `task_role_name`, `execution_role_arn`, `log_group_name`, `repository_url`, `image_uri` (the
+    image the task definition runs: `<repository>@sha256:…` when built, else the given URI),
     `alb_security_group_id`, `service_security_group_id`, `web_acl_arn` (None without WAF).
     """
 
@@ -532,7 +544,14 @@ class WebService(Component):
         name, args = self._label, self._spec
         repository = aws.ecr.Repository(
             f"{name}-repo",
-            image_tag_mutability="IMMUTABLE",
+            # Immutable except the content tags this component pushes (see the module docstring):
+            # the task definition runs a digest, so a content tag that moves changes nothing running.
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[
+                aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(
+                    filter=CONTENT_TAG_FILTER, filter_type="WILDCARD"
+                )
+            ],
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[
                 aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS", kms_key=kms_key_arn)
@@ -576,7 +595,7 @@ class WebService(Component):
         return repository
 
     def _image(self, repository: aws.ecr.Repository, image_tag: str | None) -> pulumi.Output[str]:
-        """The image the task runs: built and pushed under its content tag, or the given URI."""
+        """The image the task runs: the digest of the build pushed under its content tag, or the given URI."""
         name, args = self._label, self._spec
         if args.image_uri is not None:
             return pulumi.Output.from_input(args.image_uri)
@@ -601,7 +620,8 @@ class WebService(Component):
             ),
             opts=self.child_opts(),
         )
-        return image.image_name
+        # `<repository>@sha256:…`: the pushed manifest, immune to whatever later happens to the tag.
+        return image.repo_digest
 
     # --- identity -------------------------------------------------------------------------
 

@@ -5,10 +5,10 @@ names, the payments topic ARN, the user pool id and app client id, the issuer an
 whether to serve its documents, the per-user quotas) and exactly the grants it needs: the
 actions `app/access.py` declares on each table, index and topic (the calls the service makes,
 checked by tests/app/test_api_access.py), and use of those resources' KMS keys. The image is
-built from the repository root with `app/Dockerfile` and tagged by content (an unchanged app
-is neither rebuilt nor redeployed), unless `apiImageUri` names a prebuilt image (the delivery
-pipeline's commit-tagged images). Prod runs at least two tasks across its
-AZs, behind a WAF, with MFA on.
+built from the repository root with `app/Dockerfile`, tagged by content and run by the digest
+its push returned (an unchanged app is not redeployed; a rebuilt one cannot fail on an existing
+tag), unless `apiImageUri` names a prebuilt image (the delivery pipeline's commit-tagged images).
+Prod runs at least two tasks across its AZs, behind a WAF, with MFA on.
 """
 
 from __future__ import annotations

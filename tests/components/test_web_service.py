@@ -232,7 +232,11 @@ def test_repository_scans_on_push_keeps_tags_immutable_encrypts_and_expires_old_
     s = web(synth, image_retention_count=7)
     (repo,) = s.of_type("aws:ecr/repository:Repository")
     assert repo.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
-    assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
+    # Immutable but for the content tags the component pushes (tests/infra/test_image_digest.py).
+    assert repo.inputs["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert repo.inputs["imageTagMutabilityExclusionFilters"] == [
+        {"filter": "ctx-*", "filterType": "WILDCARD"}
+    ]
     (encryption,) = repo.inputs["encryptionConfigurations"]
     assert encryption["encryptionType"] == "KMS" and encryption["kmsKey"].startswith("arn:aws:kms:")
     rules = json.loads(s.named("web-repo-lifecycle").inputs["policy"])["rules"]
@@ -250,7 +254,7 @@ def test_the_image_is_built_from_the_context_and_tagged_by_its_content(synth: Sy
     assert image.inputs["build"]["platform"] == "linux/arm64"
     assert Path(image.inputs["build"]["dockerfile"]).resolve() == (context / "Dockerfile").resolve()
     assert image.inputs["registry"]["username"] == "AWS"
-    assert container_definition(s)["image"] == image.inputs["imageName"]
+    assert container_definition(s)["image"] == image.state["repoDigest"]
     task = s.of_type("aws:ecs/taskDefinition:TaskDefinition")[0]
     assert task.inputs["runtimePlatform"] == {"operatingSystemFamily": "LINUX", "cpuArchitecture": "ARM64"}
 

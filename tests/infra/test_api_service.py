@@ -181,7 +181,7 @@ def test_the_committed_stacks_build_the_app_image_from_the_repository_root(synth
     assert image.inputs["imageName"].endswith(f":{tag}")
     assert Path(image.inputs["build"]["context"]).resolve() == root
     assert Path(image.inputs["build"]["dockerfile"]).resolve() == root / "app" / "Dockerfile"
-    assert container(s)["image"] == image.inputs["imageName"]
+    assert container(s)["image"] == image.state["repoDigest"]  # by digest: tests/infra/test_image_digest.py
 
 
 def test_a_prebuilt_image_is_deployed_as_given_and_exported() -> None:
