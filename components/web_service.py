@@ -131,6 +131,8 @@ _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-
 _SSM_PARAMETER_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter/.+$")
 _SECRETS_MANAGER_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
 _ROOT_USERS = ("root", "0")
+_MODERN_SSL_POLICY = re.compile(r"^ELBSecurityPolicy-TLS13-1-[23]-[A-Za-z0-9-]+$")
+"""TLS 1.3 offered, nothing below 1.2 accepted (the ELB policies named TLS13-1-2-… and TLS13-1-3-…)."""
 
 
 def fargate_memory_options(cpu: int) -> tuple[int, ...]:
@@ -213,7 +215,9 @@ class WebServiceArgs:
         requests_per_target: ALB requests per task per minute autoscaling holds. Default 1000.
         certificate_arn: ACM certificate for the HTTPS listener. Default none: plain HTTP, with a
             warning in the program's output (development only).
-        ssl_policy: TLS policy of the HTTPS listener. Default ELBSecurityPolicy-TLS13-1-2-2021-06.
+        ssl_policy: TLS policy of the HTTPS listener: one that offers TLS 1.3 and accepts nothing
+            below 1.2 (ELBSecurityPolicy-TLS13-1-2-… or -1-3-…). Default
+            ELBSecurityPolicy-TLS13-1-2-2021-06 (AWS's recommended policy).
         desync_mitigation_mode: "defensive" or "strictest". Default "defensive".
         waf: A WAF in front of the ALB. Default none.
         deletion_protection: Protect the ALB from deletion; keep the image repository and log
@@ -335,10 +339,11 @@ def validate_web_service_args(name: str, args: WebServiceArgs) -> None:
         raise ValueError(
             f"{where}: desync_mitigation_mode={args.desync_mitigation_mode!r}; allowed: defensive, strictest"
         )
-    if not args.ssl_policy.startswith(("ELBSecurityPolicy-TLS13-", "ELBSecurityPolicy-TLS-1-2-")):
+    if not _MODERN_SSL_POLICY.match(args.ssl_policy):
         raise ValueError(
-            f"{where}: ssl_policy={args.ssl_policy!r}; allowed: a TLS 1.2+ policy "
-            "(ELBSecurityPolicy-TLS13-… or ELBSecurityPolicy-TLS-1-2-…)"
+            f"{where}: ssl_policy={args.ssl_policy!r}; allowed: a TLS 1.2+ policy that offers TLS 1.3 "
+            "(ELBSecurityPolicy-TLS13-1-2-… or ELBSecurityPolicy-TLS13-1-3-…; TLS13-1-0/1-1 still accept "
+            "TLS 1.0/1.1)"
         )
     if args.image_retention_count < 1:
         raise ValueError(f"{where}: image_retention_count={args.image_retention_count}; allowed: 1 or more")

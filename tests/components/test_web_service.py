@@ -154,6 +154,21 @@ def test_with_a_certificate_https_serves_tls12_plus_and_http_redirects(synth: Sy
     assert component(s).outputs["url"].startswith("https://")
 
 
+def test_a_tls13_only_policy_is_accepted(synth: SynthFn) -> None:
+    s = web(synth, certificate_arn=CERT, ssl_policy="ELBSecurityPolicy-TLS13-1-3-2021-06")
+    listeners = {r.inputs["port"]: r for r in s.of_type(LISTENER)}
+    assert listeners[443].inputs["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-3-2021-06"
+
+
+def test_with_a_certificate_nothing_is_forwarded_in_clear_text(synth: SynthFn) -> None:
+    s = web(synth, certificate_arn=CERT)
+    for listener in s.of_type(LISTENER):
+        forwards = [a for a in listener.inputs["defaultActions"] if a["type"] == "forward"]
+        assert (listener.inputs["protocol"] == "HTTPS") == bool(forwards), listener.name
+    ingress = {r.inputs["fromPort"]: r for r in s.of_type(INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0"}
+    assert "redirect to HTTPS" in ingress[80].inputs["description"]
+
+
 def test_without_a_certificate_http_forwards_and_the_program_warns(
     synth: SynthFn, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -542,6 +557,14 @@ def test_a_given_kms_key_is_used_instead_of_a_new_one(synth: SynthFn) -> None:
         (
             {"ssl_policy": "ELBSecurityPolicy-2016-08"},
             r"ssl_policy='ELBSecurityPolicy-2016-08'; allowed: a TLS 1.2\+",
+        ),
+        (
+            {"ssl_policy": "ELBSecurityPolicy-TLS13-1-0-2021-06"},
+            r"ssl_policy='ELBSecurityPolicy-TLS13-1-0-2021-06'; allowed: a TLS 1.2\+ policy that offers",
+        ),
+        (
+            {"ssl_policy": "ELBSecurityPolicy-TLS-1-2-2017-01"},
+            r"ssl_policy='ELBSecurityPolicy-TLS-1-2-2017-01'; allowed: a TLS 1.2\+ policy that offers",
         ),
         ({"waf": WafArgs(rate_limit=5)}, r"waf.rate_limit=5; allowed: 10 to 2000000000"),
         (
