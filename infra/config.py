@@ -231,8 +231,9 @@ KEYS: tuple[Key, ...] = (
         "alertEmail",
         "string",
         "",
-        "Address subscribed to the ops-alerts topic (alarms). Empty: no email subscription.",
-        "an email address, or empty",
+        "Address subscribed to the ops-alerts topic (alarms; SNS emails it a confirmation link). "
+        "Required on a prod stack; empty elsewhere: no email subscription.",
+        "an email address (empty only when environment is not prod)",
         lambda v: v == "" or bool(_EMAIL_PATTERN.match(v)),
     ),
     Key(
@@ -387,9 +388,11 @@ KEYS: tuple[Key, ...] = (
         "certificateArn",
         "string",
         "",
-        "ACM certificate of the API's HTTPS listener (HTTP redirects to it). Empty: plain HTTP with "
-        "a warning (development only).",
-        "empty, or arn:aws:acm:<region>:<account>:certificate/<id>",
+        "ACM certificate (in the stack's region) of the API's HTTPS listener; HTTP only redirects "
+        "to it. Required on a prod stack (bearer tokens never cross the internet in clear text); "
+        "empty elsewhere: plain HTTP with a warning (development only).",
+        "arn:aws:acm:<region>:<account>:certificate/<id> in the stack's region (empty only when "
+        "environment is not prod)",
         lambda v: v == "" or bool(_ACM_ARN_PATTERN.match(v)),
     ),
     Key(
@@ -624,6 +627,40 @@ def _field_name(key: Key) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", key.name).lower()
 
 
+def _prod_problems(values: Mapping[str, Any], raw: Mapping[str, str]) -> list[str]:
+    """What a prod stack must have: HTTPS for the API and someone who receives the alarms.
+
+    The certificate must live in the stack's region: ACM certificates are regional, and a load
+    balancer uses one of its own region (https://docs.aws.amazon.com/acm/latest/userguide/acm-regions.html).
+    """
+    problems: list[str] = []
+    certificate = values.get("certificate_arn")
+    region = values.get("region")
+    if values.get("environment") == "prod":
+        if certificate == "":
+            problems.append(
+                f"{PROJECT}:certificateArn: required on a prod stack (the API serves HTTPS only: bearer "
+                "tokens must not cross the internet in clear text); request or import a certificate "
+                "for the API's domain in AWS Certificate Manager in this region, then "
+                f"`pulumi config set {PROJECT}:certificateArn "
+                "arn:aws:acm:<region>:<account>:certificate/<id>`"
+            )
+        if values.get("alert_email") == "":
+            problems.append(
+                f"{PROJECT}:alertEmail: required on a prod stack (every alarm notifies the ops-alerts "
+                "topic, which must reach a person); "
+                f"`pulumi config set {PROJECT}:alertEmail <address>` and confirm the subscription SNS "
+                "emails to it"
+            )
+    if certificate and region and certificate.split(":")[3] != region:
+        problems.append(
+            f"{PROJECT}:certificateArn: {raw.get(f'{PROJECT}:certificateArn')!r} is in region "
+            f"{certificate.split(':')[3]}, not the stack's region {region}; allowed: an ACM certificate "
+            "in the same region as the load balancer"
+        )
+    return problems
+
+
 def parse(stack: str, raw: Mapping[str, str]) -> StackConfig:
     """Validate raw config strings (as Pulumi passes them) into a StackConfig or raise ConfigError."""
     problems: list[str] = []
@@ -667,6 +704,7 @@ def parse(stack: str, raw: Mapping[str, str]) -> StackConfig:
             f"{PROJECT}:deletionProtection: {given!r} is not allowed on a prod stack; "
             "allowed: true (production data must be protected from deletion)"
         )
+    problems += _prod_problems(values, raw)
     if values.get("retry_base_delay_seconds", 0) > values.get("retry_max_delay_seconds", 900):
         problems.append(
             f"{PROJECT}:retryBaseDelaySeconds: {values['retry_base_delay_seconds']} is above "

@@ -514,7 +514,8 @@ class PaymentChain:
     topics: dict[str, Topic]
     queues: dict[str, Queue]
     functions: dict[str, AnyFunction]
-    sender: EmailIdentity
+    sender: EmailIdentity | None
+    """The notifier's SES identity; None when the stack configures no sender."""
     environments: dict[str, dict[str, pulumi.Input[str]]] = field(default_factory=dict)
 
     @property
@@ -544,13 +545,21 @@ class PaymentChain:
 
 
 def chain_problems(cfg: StackConfig) -> list[str]:
-    """Config the payment chain cannot run without (checked before anything is declared)."""
-    if not cfg.ses_sender and cfg.environment != "local":
-        return [
-            f"{PROJECT}:sesSender: required on a {cfg.environment} stack; allowed: an email address "
-            "the notifier sends from (SES verifies it)"
-        ]
-    return []
+    """Config the payment chain cannot run without (checked before anything is declared).
+
+    Without `sesSender` a dev or prod stack declares no SES identity and gives no function
+    SES_SENDER; that is refused while a function still declares SES_SENDER required.
+    """
+    if cfg.ses_sender or cfg.environment == "local":
+        return []
+    needing = [f for f in packaging.FUNCTIONS if contract.ENV_SES_SENDER in declared_environment(f)[0]]
+    if not needing:
+        return []
+    return [
+        f"{PROJECT}:sesSender: required on a {cfg.environment} stack while {', '.join(needing)} "
+        f"requires {contract.ENV_SES_SENDER}; allowed: an email address of yours the notifier sends "
+        f"from (`pulumi config set {PROJECT}:sesSender <address>`; SES emails it a verification link)"
+    ]
 
 
 def subscription_filter(consumer: contract.Consumer, topic: contract.Topic) -> dict[str, list[str]] | None:
@@ -605,7 +614,7 @@ class _Builder:
         tables: dict[str, Table],
         topics: dict[str, Topic],
         queues: dict[str, Queue],
-        sender: EmailIdentity,
+        sender: EmailIdentity | None,
         user_pool: UserPoolRef | None,
     ) -> None:
         self.cfg = cfg
@@ -692,6 +701,8 @@ class _Builder:
         if isinstance(source, FromConfig):
             return source.read(self.cfg)
         if isinstance(source, FromSender):
+            if self.sender is None:
+                return None
             into.grants.append(iam.ses_access(self.sender.arn, actions, label="Sender"))
             return self.sender.email
         if isinstance(source, FromUserPool):
@@ -781,8 +792,13 @@ def declare_payment_chain(
             opts=opts,
         )
 
-    sender = EmailIdentity(
-        "notifications-sender", EmailIdentityArgs(email=cfg.ses_sender or LOCAL_SES_SENDER), opts=opts
+    # No sender configured (dev/prod without sesSender): no identity, and no function gets SES_SENDER.
+    sender = (
+        EmailIdentity(
+            "notifications-sender", EmailIdentityArgs(email=cfg.ses_sender or LOCAL_SES_SENDER), opts=opts
+        )
+        if cfg.ses_sender or cfg.environment == "local"
+        else None
     )
     builder = _Builder(cfg, tables, topics, queues, sender, user_pool)
     consumers = {consumer.function: consumer for consumer in contract.CONSUMERS}

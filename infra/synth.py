@@ -49,8 +49,33 @@ def _as_config_string(value: Any) -> str:
     return json.dumps(value)
 
 
-def read_stack_config(stack: str) -> dict[str, str]:
-    """The `config:` block of `Pulumi.<stack>.yaml`, as the CLI would pass it."""
+def stand_ins(raw: Mapping[str, str]) -> dict[str, str]:
+    """Offline stand-ins for the values only the user can supply, where the stack leaves them unset.
+
+    A prod stack needs the user's own certificate, alert address and sender (infra/config.py
+    refuses it otherwise, and so does `pulumi up`); the committed Pulumi.prod.yaml cannot name
+    them. Tests, `make preview` and `make report` synthesize prod as it will be once configured,
+    with these: an ACM ARN in the mocks' account and `.invalid` addresses (RFC 2606).
+    """
+    if raw.get(f"{PROJECT}:environment") != "prod":
+        return {}
+    region = raw.get("aws:region", "ap-northeast-2")
+    values = {
+        f"{PROJECT}:certificateArn": (
+            f"arn:aws:acm:{region}:{MOCK_ACCOUNT_ID}:certificate/00000000-0000-4000-8000-000000000000"
+        ),
+        f"{PROJECT}:alertEmail": "ops-alerts@stand-in.invalid",
+        f"{PROJECT}:sesSender": "notifications@stand-in.invalid",
+    }
+    return {key: value for key, value in values.items() if not raw.get(key)}
+
+
+def read_stack_config(stack: str, *, with_stand_ins: bool = True) -> dict[str, str]:
+    """The `config:` block of `Pulumi.<stack>.yaml`, as the CLI would pass it.
+
+    With `with_stand_ins` (offline synthesis), the values only the user can supply are filled in
+    by `stand_ins`; without, exactly the file, which a prod stack's config check refuses.
+    """
     path = REPO_ROOT / f"Pulumi.{stack}.yaml"
     if not path.exists():
         known = ", ".join(stack_names()) or "none"
@@ -59,7 +84,8 @@ def read_stack_config(stack: str) -> dict[str, str]:
     raw = document.get("config") or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path.name}: 'config' must be a mapping of keys to values")
-    return {str(k): _as_config_string(v) for k, v in raw.items()}
+    config = {str(k): _as_config_string(v) for k, v in raw.items()}
+    return {**config, **stand_ins(config)} if with_stand_ins else config
 
 
 # --- what the mocks return -------------------------------------------------------------------

@@ -122,7 +122,12 @@ def test_every_key_documents_its_type_default_and_rule() -> None:
 def test_api_docs_default_on_except_on_prod() -> None:
     assert parse("dev", GOOD).api_docs is True
     assert parse("local", GOOD).api_docs is True
-    prod = {**GOOD, "crowdfunding:deletionProtection": "true"}
+    prod = {
+        **GOOD,
+        "crowdfunding:deletionProtection": "true",
+        "crowdfunding:certificateArn": "arn:aws:acm:ap-northeast-2:111122223333:certificate/abc-123",
+        "crowdfunding:alertEmail": "ops@stand-in.invalid",
+    }
     assert parse("prod", prod).api_docs is False
     assert parse("prod", {**prod, "crowdfunding:apiDocs": "true"}).api_docs is True
     assert parse("dev", {**GOOD, "crowdfunding:apiDocs": "false"}).api_docs is False
