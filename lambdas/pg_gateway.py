@@ -24,19 +24,21 @@ Response, no answer (`ok: false`)::
      "retryable": <bool>, "message": "<human text>"}
 
 TRANSIENT (retryable) means the caller must retry; DECLINED is a final answer. Every operation is
-idempotent by (operation, paymentId): a repeat returns the first answer byte for byte (Powertools
-idempotency on the shared table), and a repeat with a different amount is a CONFLICT.
+idempotent by (operation, paymentId): a repeat returns the first answer byte for byte, and a
+repeat with a different amount is a CONFLICT (nothing is written).
 
-Authorize, void and refund of one payment also act on ONE gateway record per payment (the
-gateway's log: key `contract.gateway_record_id(paymentId)` in the idempotency table, no TTL)
-with conditional writes, so they serialize whatever order they arrive in (DESIGN §3.6):
+Authorize, void and refund of one payment act on ONE gateway record per payment (the gateway's
+log: key `contract.gateway_record_id(paymentId)` in the idempotency table, no TTL), each with ONE
+conditional write, so they serialize whatever order they arrive in (DESIGN §3.6) and a repeat,
+concurrent or later, is answered from what the record holds:
 - authorize records `authorizedAt` unless a void came first: then it is refused, answered
   DECLINED with reason `voided`, and `authorizeRefused` is recorded;
 - void records `voidedAt` and `voids = 1` once: after an authorize it releases it, before any
   authorize it makes a later authorize refused; a repeat never counts twice;
 - refund records `refundedAt` and `refunds = 1` once.
-If the Powertools record is lost (a crash between the two writes), the re-run finds the gateway
-record and answers from it, so an operation still takes effect at most once.
+The record is the whole of the idempotency: an earlier version also kept Powertools idempotency
+records (a put before, an update after each operation), which the record made redundant and
+which cost two more writes per call (issue 13: AWS calls per captured payment).
 
 Behaviour from the environment (all optional): PG_TRANSIENT_FAILURE_RATE (0..1, default 0),
 PG_DECLINE_RATE (0..1, default 0), PG_LATENCY_MS (default 0), PG_SEED (default 0). Declines are
@@ -51,11 +53,6 @@ import random
 import time
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
-
 from lambdas.shared import aws
 from lambdas.shared.config import env_int, env_rate, env_str, require_environment
 from lambdas.shared.contract import (
@@ -68,7 +65,6 @@ from lambdas.shared.contract import (
     utc_now_iso,
 )
 from lambdas.shared.gateway import APPROVED, DECLINED, REFUNDED, VOIDED
-from lambdas.shared.idempotency import run_once
 from lambdas.shared.telemetry import function_logger
 
 FUNCTION = "pg_gateway"
@@ -80,13 +76,8 @@ OPTIONAL_ENVIRONMENT: tuple[str, ...] = (
     ENV_PG_SEED,
 )
 ACCESS: dict[str, tuple[str, ...]] = {
-    # Powertools idempotency (get, put, update, delete its records) + the per-payment gateway record.
-    IDEMPOTENCY_TABLE.env_var: (
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-    ),
+    # The per-payment gateway record: one conditional update per operation.
+    IDEMPOTENCY_TABLE.env_var: ("dynamodb:UpdateItem",),
 }
 require_environment(ENVIRONMENT, function=FUNCTION)
 
@@ -100,8 +91,8 @@ _rng: list[random.Random] = []
 aws.on_reset(_rng.clear)
 
 
-class _TransientFailure(Exception):
-    """The simulated gateway failed this call (nothing is recorded, so a retry runs it again)."""
+class _AmountConflict(Exception):
+    """The payment's record holds another amount: the request reuses a paymentId."""
 
 
 def _digest(*parts: str) -> str:
@@ -139,14 +130,19 @@ def _validate(event: Any) -> str | None:
 def _record_update(
     payment_id: str, update: str, values: dict[str, Any], condition: str
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """A conditional write on the payment's gateway record: (new record, {}) or (None, record as is)."""
+    """A conditional write on the payment's gateway record: (new record, {}) or (None, record as is).
+
+    Raises _AmountConflict, writing nothing, when the record holds another amount."""
+    amount = values.pop(":amount")
     done, current = aws.update_or_current(
         env_str(IDEMPOTENCY_TABLE.env_var),
         {IDEMPOTENCY_TABLE.partition_key: gateway_record_id(payment_id)},
         update,
-        {":pid": payment_id, ":amount": values.pop(":amount"), **values},
-        condition=condition,
+        {":pid": payment_id, ":amount": amount, **values},
+        condition=f"(attribute_not_exists(amount) OR amount = :amount) AND ({condition})",
     )
+    if done is None and current and current.get("amount") not in (None, amount):
+        raise _AmountConflict
     return done, current or {}
 
 
@@ -245,7 +241,7 @@ def _refund(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def _execute(data: dict[str, Any]) -> dict[str, Any]:
-    """The gateway's decision for one (operation, paymentId); stored and replayed on repeats."""
+    """The gateway's decision for one (operation, paymentId), or the one its record already holds."""
     operation, payment_id, amount = data["operation"], data["paymentId"], data["amount"]
     seed = str(env_int(ENV_PG_SEED, 0))
     answer: dict[str, Any] = {
@@ -280,13 +276,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if _transient_draw() < env_rate(ENV_PG_TRANSIENT_FAILURE_RATE):
             logger.info("simulated transient gateway failure")
             return _error("TRANSIENT", "gateway temporarily unavailable", retryable=True)
-        request = {k: event[k] for k in ("operation", "paymentId", "amount")}
-        answer: dict[str, Any] = run_once(
-            FUNCTION, _execute, request, key="[operation, paymentId]", validate="amount", context=context
-        )
-    except IdempotencyAlreadyInProgressError:
-        return _error("TRANSIENT", "the same request is being processed; retry", retryable=True)
-    except IdempotencyValidationError:
+        answer = _execute({k: event[k] for k in ("operation", "paymentId", "amount")})
+    except _AmountConflict:
         return _error("CONFLICT", "paymentId was already used with a different amount", retryable=False)
     finally:
         logger.remove_keys(["paymentId", "operation"])

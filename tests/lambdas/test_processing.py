@@ -264,12 +264,8 @@ def _gateway(operation: str, payment_id: str, amount: int = 5_000) -> dict[str, 
     )
 
 
-def _forget_idempotency_records() -> None:
-    """Drop Powertools' records (as after a crash between its two writes, or their expiry)."""
-    ddb = aws.client("dynamodb")
-    for item in ddb.scan(TableName="idempotency")["Items"]:
-        if not item["id"]["S"].startswith(contract.GATEWAY_RECORD_PREFIX):
-            ddb.delete_item(TableName="idempotency", Key={"id": item["id"]})
+def _idempotency_items() -> list[dict[str, Any]]:
+    return aws.client("dynamodb").scan(TableName="idempotency")["Items"]
 
 
 def test_gateway_refuses_an_authorize_that_arrives_after_the_void(platform: Platform) -> None:
@@ -281,7 +277,6 @@ def test_gateway_refuses_an_authorize_that_arrives_after_the_void(platform: Plat
     record = platform.gateway_record("p-late")
     assert record["paymentId"] == "p-late" and record["voids"] == 1 and record["authorizeRefused"]
     assert "authorizedAt" not in record
-    _forget_idempotency_records()  # even without Powertools' answers, the record decides
     assert _gateway("authorize", "p-late")["outcome"] == "DECLINED"
     assert "authorizedAt" not in platform.gateway_record("p-late")
 
@@ -290,23 +285,36 @@ def test_gateway_voids_an_authorization_once_however_often_asked(platform: Platf
     authorize = _gateway("authorize", "p-held")
     first = _gateway("void", "p-held")
     again = _gateway("void", "p-held")
-    _forget_idempotency_records()
-    after_crash = _gateway("void", "p-held")
+    later = _gateway("void", "p-held")
 
     assert authorize["outcome"] == "APPROVED"
     assert first["outcome"] == "VOIDED" and first["authorized"] is True
     assert again == first
-    assert (
-        after_crash["processedAt"] == first["processedAt"] and after_crash["reference"] == first["reference"]
-    )
+    assert later == first
     record = platform.gateway_record("p-held")
     assert record["authorizedAt"] == authorize["processedAt"] and record["voids"] == 1
     # A re-run of the authorize whose answer was lost answers from the record, never re-holds.
     assert _gateway("authorize", "p-held")["processedAt"] == authorize["processedAt"]
     refund = _gateway("refund", "p-other")
-    _forget_idempotency_records()
-    assert _gateway("refund", "p-other")["processedAt"] == refund["processedAt"]
+    assert _gateway("refund", "p-other") == refund
     assert platform.gateway_record("p-other")["refunds"] == 1
+    # The record is the gateway's only bookkeeping: one item per payment, nothing else.
+    assert sorted(item["id"]["S"] for item in _idempotency_items()) == sorted(
+        contract.gateway_record_id(p) for p in ("p-held", "p-other")
+    )
+
+
+def test_gateway_refuses_a_repeat_with_another_amount_without_writing(platform: Platform) -> None:
+    for operation in ("authorize", "void", "refund"):
+        payment_id = f"p-{operation}"
+        first = _gateway(operation, payment_id, 5_000)
+        before = platform.gateway_record(payment_id)
+        conflict = _gateway(operation, payment_id, 7_000)
+        assert first["ok"] and conflict["error"] == "CONFLICT" and conflict["retryable"] is False
+        assert platform.gateway_record(payment_id) == before
+    # Another operation with another amount on an existing record is refused the same way.
+    assert _gateway("void", "p-authorize", 9_999)["error"] == "CONFLICT"
+    assert "voidedAt" not in platform.gateway_record("p-authorize")
 
 
 def _dlq_request_at_the_last_attempt(platform: Platform, payment: dict[str, Any]) -> None:
