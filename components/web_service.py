@@ -31,6 +31,15 @@ What a team gets from one declaration:
 - **Service**: tasks in the private subnets without public IPs, reachable only from the ALB's
   security group; circuit breaker with rollback; target-tracking autoscaling on CPU and on ALB
   requests per target between `min_count` and `max_count`.
+- **One owner of the running image**: by default the program owns the task definition the
+  service runs. With `deployed_by_pipeline`, a delivery pipeline owns it (`ContainerPipeline`:
+  its ECS deploy registers revisions with the image named in `imagedefinitions.json`), and the
+  service ignores changes to its task definition, so a later `pulumi up` or `pulumi refresh`
+  never points the service back at the image built from the deployer's working tree. The
+  program's task definition is then the revision the service is created with. Trade-off: the
+  ECS deploy action derives each new revision from the one the service runs, so a later change
+  the program makes to the task definition (environment, CPU, memory, roles) is registered but
+  does not reach the running service (see `deployed_by_pipeline`).
 - **WAF** (optional): a regional web ACL with the AWS common and known-bad-inputs rule groups
   and a per-IP rate limit, associated with the ALB, logging to `aws-waf-logs-…`.
 
@@ -204,6 +213,12 @@ class WebServiceArgs:
             with them). Default none (AWS-managed keys need no grant).
         grants: Everything the application may do in AWS; the task role holds exactly these.
             Default none.
+        deployed_by_pipeline: A delivery pipeline deploys the service (registers the task
+            definition revisions it runs): the service ignores changes to `task_definition`, so
+            `pulumi up` and `pulumi refresh` leave the pipeline's revision running. A change the
+            program makes to the task definition afterwards is registered as a new revision but
+            not run: the pipeline's ECS deploy derives its revisions from the running one.
+            Default False: the program owns the running revision.
         desired_count: Tasks to start with; between `min_count` and `max_count`. Default 2.
             Autoscaling owns the count afterwards (later changes to it are ignored).
         spot: Run the tasks on Fargate Spot (interruptible at two minutes' notice, about 70%
@@ -252,6 +267,7 @@ class WebServiceArgs:
     secrets: Mapping[str, str] = field(default_factory=dict)
     secrets_kms_key_arns: Sequence[pulumi.Input[str]] = ()
     grants: Sequence[Grant] = ()
+    deployed_by_pipeline: bool = False
     desired_count: int = 2
     spot: bool = False
     min_count: int = 2
@@ -270,6 +286,12 @@ class WebServiceArgs:
     cluster_arn: pulumi.Input[str] | None = None
     health_check_grace_period_seconds: int = 60
     tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def service_ignored_changes(args: WebServiceArgs) -> list[str]:
+    """Service properties the program leaves to their other owner: autoscaling's count, and the
+    running task definition when a delivery pipeline deploys the service."""
+    return ["desiredCount", *(["taskDefinition"] if args.deployed_by_pipeline else [])]
 
 
 def validate_web_service_args(name: str, args: WebServiceArgs) -> None:
@@ -500,7 +522,8 @@ class WebService(Component):
             propagate_tags="SERVICE",
             wait_for_steady_state=False,
             tags=self.named_tags(f"{name}-service"),
-            opts=self.child_opts(depends_on=listeners, ignore_changes=["desiredCount"]),
+            # Autoscaling owns the count; a pipeline, when it deploys, owns the running revision.
+            opts=self.child_opts(depends_on=listeners, ignore_changes=service_ignored_changes(args)),
         )
         self._autoscaling(cluster_name, service, alb, target_group)
         web_acl_arn = self._waf(alb, kms_key_arn) if args.waf is not None else None

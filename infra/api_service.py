@@ -214,6 +214,8 @@ def declare_api_service(
             build_context=None if cfg.api_image_uri else str(REPO_ROOT),
             dockerfile=DOCKERFILE,
             image_uri=cfg.api_image_uri or None,
+            # One owner of the running image: the delivery pipeline, when the stack has one.
+            deployed_by_pipeline=cfg.pipeline_enabled,
             container_port=API_CONTAINER_PORT,
             user=API_USER,
             health_check_path=HEALTH_CHECK_PATH,

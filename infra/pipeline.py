@@ -6,6 +6,10 @@ Pushes to `pipelineBranch` of `pipelineRepository` (read through the CodeConnect
 the API's ECS service; prod waits for a manual approval first. Failed runs (and approvals
 waiting) go to the ops-alerts topic. Everything the pipeline touches comes from the
 `WebService` the API layer declared, so nothing about the service is written down twice.
+
+One owner of the running image: with the pipeline on, the API service is declared with
+`deployed_by_pipeline` (infra/api_service.py), so `pulumi up` and `pulumi refresh` leave the
+pipeline's revision running instead of rolling back to the deployer's working tree.
 """
 
 from __future__ import annotations

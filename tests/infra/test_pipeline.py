@@ -15,6 +15,22 @@ from tests.conftest import SynthFn
 PIPELINE = "aws:codepipeline/pipeline:Pipeline"
 NOTIFICATION_RULE = "aws:codestarnotifications/notificationRule:NotificationRule"
 EXPECTED = {"dev": ["Source", "Build", "Deploy"], "prod": ["Source", "Build", "Approval", "Deploy"]}
+CONNECTION = (
+    "arn:aws:codeconnections:ap-northeast-2:123456789012:connection/0b7e3c52-5a1d-4f0e-9c6b-2d8e4f1a7b93"
+)
+PIPELINE_CONFIG = {
+    "pipelineEnabled": "true",
+    "pipelineConnectionArn": CONNECTION,
+    "pipelineRepository": "shop-org/shop",
+    "pipelineBranch": "main",
+}
+"""The user's own connection and repository (the committed stacks leave the pipeline off)."""
+PIPELINE_ON = {f"crowdfunding:{k}": v for k, v in PIPELINE_CONFIG.items()}
+
+
+def piped(synth: SynthFn, stack: str) -> Synthesis:
+    """The stack as a user who configured the pipeline deploys it."""
+    return synth(stack, overrides=PIPELINE_ON)
 
 
 def pipeline_of(s: Synthesis) -> DeclaredResource:
@@ -32,20 +48,21 @@ def statements(resource: DeclaredResource) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("stack", stack_names())
-def test_the_api_has_a_pipeline_on_dev_and_prod_only(synth: SynthFn, stack: str) -> None:
+def test_the_committed_stacks_deploy_without_a_pipeline_until_one_is_configured(
+    synth: SynthFn, stack: str
+) -> None:
     s = synth(stack)
-    pipelines = s.of_type(PIPELINE)
+    assert s.of_type(PIPELINE) == [] and s.of_type(NOTIFICATION_RULE) == []
+    assert "apiPipelineName" not in s.stack_outputs
     if stack in EXPECTED:
-        assert [st["name"] for st in pipeline_of(s).inputs["stages"]] == EXPECTED[stack]
-        assert "apiPipelineName" in s.stack_outputs
-    else:
-        assert pipelines == [] and s.of_type(NOTIFICATION_RULE) == []
-        assert "apiPipelineName" not in s.stack_outputs
+        configured = piped(synth, stack)
+        assert [st["name"] for st in pipeline_of(configured).inputs["stages"]] == EXPECTED[stack]
+        assert "apiPipelineName" in configured.stack_outputs
 
 
 @pytest.mark.parametrize("stack", sorted(EXPECTED))
 def test_the_pipeline_deploys_the_api_service_it_builds_for(synth: SynthFn, stack: str) -> None:
-    s = synth(stack)
+    s = piped(synth, stack)
     (service,) = s.of_type("aws:ecs/service:Service")
     (cluster,) = s.of_type("aws:ecs/cluster:Cluster")
     (task,) = s.of_type("aws:ecs/taskDefinition:TaskDefinition")
@@ -58,7 +75,7 @@ def test_the_pipeline_deploys_the_api_service_it_builds_for(synth: SynthFn, stac
     env = {v["name"]: v["value"] for v in project.inputs["environment"]["environmentVariables"]}
     assert env["CONTAINER_NAME"] == container["name"]
     assert env["REPO_URI"] == repository.state["repositoryUrl"]
-    assert container["image"].split(":")[0] == env["REPO_URI"], "the pipeline pushes where the task pulls"
+    assert container["image"].split("@")[0] == env["REPO_URI"], "the pipeline pushes where the task pulls"
 
     granted = statements(s.named("api-delivery-pipeline-policy"))
     assert granted["PassServiceRoles"]["Resource"] == [
@@ -73,19 +90,18 @@ def test_the_pipeline_deploys_the_api_service_it_builds_for(synth: SynthFn, stac
 
 
 @pytest.mark.parametrize("stack", sorted(EXPECTED))
-def test_pipeline_source_comes_from_the_stack_file(synth: SynthFn, stack: str) -> None:
-    raw = read_stack_config(stack)
-    source = action(synth(stack), "Source")["configuration"]
-    assert source["ConnectionArn"] == raw["crowdfunding:pipelineConnectionArn"]
-    assert source["FullRepositoryId"] == raw["crowdfunding:pipelineRepository"]
-    assert source["BranchName"] == raw["crowdfunding:pipelineBranch"]
+def test_pipeline_source_comes_from_the_stack_config(synth: SynthFn, stack: str) -> None:
+    source = action(piped(synth, stack), "Source")["configuration"]
+    assert source["ConnectionArn"] == CONNECTION
+    assert source["FullRepositoryId"] == "shop-org/shop"
+    assert source["BranchName"] == "main"
 
 
 @pytest.mark.parametrize("stack", sorted(EXPECTED))
 def test_failures_reach_ops_alerts_which_lets_the_notification_service_publish(
     synth: SynthFn, stack: str
 ) -> None:
-    s = synth(stack)
+    s = piped(synth, stack)
     topic = s.named("ops-alerts-topic")
     (rule,) = s.of_type(NOTIFICATION_RULE)
     assert rule.inputs["targets"] == [{"address": topic.state["arn"], "type": "SNS"}]
@@ -107,7 +123,7 @@ def test_without_a_pipeline_no_key_or_topic_trusts_the_notification_service(synt
 
 
 def test_approval_waits_and_notifies_on_prod(synth: SynthFn) -> None:
-    s = synth("prod")
+    s = piped(synth, "prod")
     assert action(s, "Approval")["provider"] == "Manual"
     (rule,) = s.of_type(NOTIFICATION_RULE)
     assert "codepipeline-pipeline-manual-approval-needed" in rule.inputs["eventTypeIds"]
@@ -117,8 +133,9 @@ def test_approval_waits_and_notifies_on_prod(synth: SynthFn) -> None:
 
 
 def raw_config(stack: str, **overrides: str) -> dict[str, str]:
+    """The stack file (with offline stand-ins) and the pipeline configured, then `overrides`."""
     raw = read_stack_config(stack)
-    raw.update({f"crowdfunding:{k}": v for k, v in overrides.items()})
+    raw.update({f"crowdfunding:{k}": v for k, v in {**PIPELINE_CONFIG, **overrides}.items()})
     return raw
 
 
@@ -139,7 +156,7 @@ def test_prod_deployments_need_an_approval() -> None:
 
 def test_the_program_stops_before_declaring_a_half_configured_pipeline(synth: SynthFn) -> None:
     with pytest.raises(Exception, match="pipelineRepository: required when pipelineEnabled"):
-        synth("dev", overrides={"crowdfunding:pipelineRepository": None})
+        synth("dev", overrides={**PIPELINE_ON, "crowdfunding:pipelineRepository": None})
 
 
 @pytest.mark.parametrize(
