@@ -2,7 +2,9 @@
 
 Trigger: SQS notifications (funding.goal_reached, funding.failed → the campaign's creator;
 payment.declined / failed / cancelled / refunded → the backer). Out: SES SendEmail from
-SES_SENDER.
+SES_SENDER. A stack with no sender configured (`crowdfunding:sesSender` unset: the committed dev
+stack, until its owner verifies a domain) gives the function no SES_SENDER: each event is then
+skipped with a log line and counted as NotificationsSkipped, and nothing is looked up or sent.
 
 Recipients. User ids are Cognito `sub`s, not addresses. The address is, in order: the event's
 `email` field (payment events carry the payment item's `email` when the API stored one); the
@@ -24,7 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from lambdas.shared import aws
 from lambdas.shared.batch import consume
 from lambdas.shared.campaigns import amount_of, get_campaign
-from lambdas.shared.config import env_optional, env_str, require_environment
+from lambdas.shared.config import env_optional, require_environment
 from lambdas.shared.contract import (
     ENV_COGNITO_USER_POOL_ID,
     ENV_SES_SENDER,
@@ -44,9 +46,8 @@ ENVIRONMENT: tuple[str, ...] = (
     FUNDINGS_TABLE.env_var,
     PAYMENTS_TABLE.env_var,
     IDEMPOTENCY_TABLE.env_var,
-    ENV_SES_SENDER,
 )
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = (ENV_COGNITO_USER_POOL_ID,)
+OPTIONAL_ENVIRONMENT: tuple[str, ...] = (ENV_SES_SENDER, ENV_COGNITO_USER_POOL_ID)
 ACCESS: dict[str, tuple[str, ...]] = {
     FUNDINGS_TABLE.env_var: ("dynamodb:GetItem",),
     PAYMENTS_TABLE.env_var: ("dynamodb:GetItem",),
@@ -102,6 +103,14 @@ def _notify(data: dict[str, Any]) -> dict[str, Any]:
     """Send the email for one event (runs once per eventId)."""
     event = data
     template = TEMPLATES[EventType(event["type"])]
+    sender = env_optional(ENV_SES_SENDER)
+    if not sender:
+        logger.warning(
+            "no sender configured (crowdfunding:sesSender unset); notification skipped",
+            extra={"audience": template.audience, "eventType": event["type"]},
+        )
+        count(metrics, Metric.NOTIFICATIONS_SKIPPED)
+        return {"sent": False, "reason": "no sender"}
     campaign = get_campaign(event["fundingId"])
     user_id, address = recipient(event, campaign, template.audience)
     if not address:
@@ -120,7 +129,7 @@ def _notify(data: dict[str, Any]) -> dict[str, Any]:
     }
     subject, text, body_html = render(template, fields)
     response = aws.client("ses").send_email(
-        Source=env_str(ENV_SES_SENDER),
+        Source=sender,
         Destination={"ToAddresses": [address]},
         Message={
             "Subject": {"Data": subject, "Charset": "UTF-8"},

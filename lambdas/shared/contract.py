@@ -342,7 +342,7 @@ class Metric(StrEnum):
     # messages it left in the ledger's DLQ this run.
     POISON_MESSAGES = "PoisonMessages"
     NOTIFICATIONS_SENT = "NotificationsSent"
-    NOTIFICATIONS_SKIPPED = "NotificationsSkipped"  # no address known for the recipient
+    NOTIFICATIONS_SKIPPED = "NotificationsSkipped"  # no address known for the recipient, or no sender
     LEDGER_CONFLICTS = "LedgerConflicts"  # a different event reused a ledger key: kept the first row
     APPROVALS_RESENT = "ApprovalsResent"  # stale APPROVED payments whose payment.approved was re-sent
     OWED_WORK_SETTLED = "OwedWorkSettled"  # owed follow-up work (void, event) the sweeper completed

@@ -204,6 +204,30 @@ def test_unknown_address_is_skipped_and_counted_not_guessed(
     assert '"NotificationsSkipped":[1.0]' in capsys.readouterr().out
 
 
+def test_a_stack_without_a_sender_skips_every_email_without_looking_anything_up(
+    platform: Platform,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The committed dev stack sets no sesSender: the notifier runs, sends nothing, says why."""
+    funding_id = platform.create_campaign()
+    payment = platform.create_payment(funding_id, 1_000, publish=False, email="kim@example.com")
+    event = contract.make_event(
+        "payment.refunded", payment_id=payment["paymentId"], funding_id=funding_id, amount=1_000
+    )
+    monkeypatch.delenv("SES_SENDER")
+    looked_up: list[str] = []
+    monkeypatch.setattr(notifier, "get_campaign", lambda funding: looked_up.append(funding))
+
+    assert notifier.handler({"Records": [_record(event)]}, FakeContext())["batchItemFailures"] == []
+    assert _sent() == [] and looked_up == []
+    assert any(
+        "no sender configured (crowdfunding:sesSender unset)" in r.getMessage() for r in caplog.records
+    )
+    assert '"NotificationsSkipped":[1.0]' in capsys.readouterr().out
+
+
 def test_address_is_looked_up_in_cognito_by_sub(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     idp = aws.client("cognito-idp")
     pool = idp.create_user_pool(PoolName="users")["UserPool"]["Id"]
