@@ -40,7 +40,7 @@ unit: $(STAMP) ## the pytest suite only
 test: $(STAMP) lint typecheck ## everything CI runs: lint, types, the whole test suite
 	$(VENV)/bin/pytest
 
-fault-run: $(STAMP) ## the big fault run alone (every knob on, 600+ payments; about 20 minutes on 2 cores)
+fault-run: $(STAMP) ## the big fault run alone, with its figures (every knob on, 600+ payments; about 4 minutes on 2 cores)
 	$(VENV)/bin/pytest -m fault_run tests/e2e/test_fault_run.py -s
 
 preview: $(STAMP) ## offline preview of STACK (default dev): what `pulumi preview` would create
