@@ -63,6 +63,10 @@ MAX_SQS_RETENTION_SECONDS = 1_209_600
 DEFAULT_RETENTION_SECONDS = 345_600
 SES_SEND_ACTIONS: tuple[str, ...] = ("ses:SendEmail", "ses:SendRawEmail")
 _SID = re.compile(r"[^A-Za-z0-9]")
+XRAY_WRITE = Grant(
+    "XRayTraces", ("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",), any_resource=True
+)
+"""Active tracing: the role uploads trace segments (X-Ray has no resource-level permissions)."""
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -600,7 +604,14 @@ class FunctionArgs:
         log_retention_days: Retention of the function's own log group. Default 30.
         log_kms_key_arn: CMK for the log group (its policy must allow CloudWatch Logs).
             Default: the component creates one with rotation.
-        reserved_concurrency: Reserved concurrent executions. Default none (unreserved).
+        reserved_concurrency: Reserved concurrent executions: capacity no other function of the
+            account can take (and the function's ceiling). Default none (unreserved).
+        tracing: Record X-Ray traces (`tracing_config` Active, and the role may upload segments).
+            The service records each invocation; no SDK runs in the function, so no cold-start
+            cost. Default True.
+        environment_kms_key_arn: CMK that encrypts the environment variables at rest (the role
+            may decrypt with it). Default: the log group's key (`log_kms_key_arn`, or the key the
+            component creates for its logs), so no extra key is created.
         description: Shown in the Lambda console. Default empty.
         tags: Tags for every taggable child (the component adds `component`).
     """
@@ -617,6 +628,8 @@ class FunctionArgs:
     log_retention_days: int = 30
     log_kms_key_arn: pulumi.Input[str] | None = None
     reserved_concurrency: int | None = None
+    tracing: bool = True
+    environment_kms_key_arn: pulumi.Input[str] | None = None
     description: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -714,6 +727,17 @@ def validate_queue_function_args(name: str, args: QueueFunctionArgs) -> None:
         raise ValueError(
             f"{where}: maximum_concurrency={args.maximum_concurrency}; allowed: 2 to 1000, or None"
         )
+    if (
+        args.reserved_concurrency is not None
+        and args.maximum_concurrency is not None
+        and args.reserved_concurrency < args.maximum_concurrency
+    ):
+        raise ValueError(
+            f"{where}: reserved_concurrency={args.reserved_concurrency} is below maximum_concurrency="
+            f"{args.maximum_concurrency}, so the mapping's pollers would be throttled and messages "
+            "redelivered; allowed: reserved_concurrency >= maximum_concurrency "
+            "(https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html)"
+        )
     visibility = args.queue.visibility_timeout_seconds
     needed = VISIBILITY_TO_TIMEOUT_RATIO * args.timeout_seconds
     if visibility < needed:
@@ -772,7 +796,17 @@ def _declare_function(
         tags=component.named_tags(f"{name}-role"),
         opts=component.child_opts(),
     )
+    environment_key = (
+        pulumi.Output.from_input(args.environment_kms_key_arn)
+        if args.environment_kms_key_arn is not None
+        else log_key
+    )
     grants = [*args.grants, logs_write(log_group.arn, label="OwnLogGroup")]
+    if args.environment:
+        # The execution role decrypts its own environment at start (KMSAccessDeniedException otherwise).
+        grants.append(kms_decrypt([environment_key], label="Environment"))
+    if args.tracing:
+        grants.append(XRAY_WRITE)
     if consumed is not None:
         grants.append(sqs_consume(consumed.arn, label="Source"))
         if consumed.kms_key_arn is not None:
@@ -800,6 +834,10 @@ def _declare_function(
         environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment))
         if args.environment
         else None,
+        kms_key_arn=environment_key if args.environment else None,
+        tracing_config=aws.lambda_.FunctionTracingConfigArgs(
+            mode="Active" if args.tracing else "PassThrough"
+        ),
         layers=list(args.layers) or None,
         logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=log_group.name),
         dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=dead_letter.arn)

@@ -22,6 +22,8 @@ PROJECT = "crowdfunding"
 ENVIRONMENTS = ("dev", "prod", "local")
 NAT_STRATEGIES = ("none", "instance", "single", "per_az")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
+PROD_MIN_LOG_RETENTION_DAYS = 365
+"""A prod stack keeps every log group at least a year (policies: logs-retention-one-year)."""
 """The retention periods CloudWatch Logs accepts."""
 
 _REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -199,17 +201,19 @@ KEYS: tuple[Key, ...] = (
         "flowLogRetentionDays",
         "integer",
         30,
-        "Retention of the VPC flow-log group.",
+        "Retention of the VPC flow-log group. At least 365 on a prod stack (an audit trail).",
         "a CloudWatch Logs retention period: " + ", ".join(map(str, LOG_RETENTION_DAYS)),
         lambda v: v in LOG_RETENTION_DAYS,
+        default_text="30, 365 when environment is prod",
     ),
     Key(
         "logRetentionDays",
         "integer",
         30,
-        "Retention of every application and function log group.",
+        "Retention of every application and function log group. At least 365 on a prod stack.",
         "a CloudWatch Logs retention period: " + ", ".join(map(str, LOG_RETENTION_DAYS)),
         lambda v: v in LOG_RETENTION_DAYS,
+        default_text="30, 365 when environment is prod",
     ),
     Key(
         "deletionProtection",
@@ -698,6 +702,21 @@ def parse(stack: str, raw: Mapping[str, str]) -> StackConfig:
             )
     if "api_docs" in values and values["api_docs"] is None:
         values["api_docs"] = values.get("environment") != "prod"
+    if values.get("environment") == "prod":
+        for key_name, field_name in (
+            ("logRetentionDays", "log_retention_days"),
+            ("flowLogRetentionDays", "flow_log_retention_days"),
+        ):
+            if raw.get(f"{PROJECT}:{key_name}") is None and field_name in values:
+                values[field_name] = PROD_MIN_LOG_RETENTION_DAYS  # prod's default: a year
+            days = values.get(field_name)
+            if isinstance(days, int) and days < PROD_MIN_LOG_RETENTION_DAYS:
+                problems.append(
+                    f"{PROJECT}:{key_name}: {days} is not allowed on a prod stack; allowed: "
+                    f"{PROD_MIN_LOG_RETENTION_DAYS} or more (a payment's audit trail must outlive a "
+                    f"dispute or a chargeback: "
+                    f"{', '.join(str(d) for d in LOG_RETENTION_DAYS if d >= PROD_MIN_LOG_RETENTION_DAYS)})"
+                )
     if values.get("environment") == "prod" and values.get("deletion_protection") is False:
         given = raw.get(f"{PROJECT}:deletionProtection", "(unset, default false)")
         problems.append(

@@ -78,6 +78,12 @@ class FunctionSettings:
     batching_window_seconds: int = 0
     maximum_concurrency: int | None = None
     schedule: str | None = None
+    reserved_concurrency: int | None = None
+    """Executions no other function can take (and this one's ceiling): set on the money path, at
+    least the mapping's `maximum_concurrency` (AWS: a lower reservation throttles the pollers and
+    redelivers messages). A function only other functions invoke gets the sum of its callers'
+    (`reserved_concurrency`). The account must keep 100 unreserved: the chain reserves about 70, so
+    an account whose Lambda concurrency quota is still the new-account 10 must raise it first."""
 
 
 FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
@@ -87,19 +93,33 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
     # fills batches under load (fewer receives, deletes and invocations per payment) for at most
     # a second of added latency on an asynchronous path.
     "payment_processor": FunctionSettings(
-        timeout_seconds=30, batching_window_seconds=1, maximum_concurrency=10
+        timeout_seconds=30, batching_window_seconds=1, maximum_concurrency=10, reserved_concurrency=10
     ),
-    "payment_retry": FunctionSettings(timeout_seconds=30, maximum_concurrency=5),
+    "payment_retry": FunctionSettings(timeout_seconds=30, maximum_concurrency=5, reserved_concurrency=5),
     # A 1 s window fills batches of up to 99: a hot campaign's payments are captured in one
     # transaction (1 campaign + 99 payments = DynamoDB's 100-item limit), one campaign write per 99.
     "funding_update": FunctionSettings(
-        timeout_seconds=30, batch_size=99, batching_window_seconds=1, maximum_concurrency=10
+        timeout_seconds=30,
+        batch_size=99,
+        batching_window_seconds=1,
+        maximum_concurrency=10,
+        reserved_concurrency=10,
     ),
-    "transaction_check": FunctionSettings(timeout_seconds=60, maximum_concurrency=5),
-    "ledger_recorder": FunctionSettings(timeout_seconds=30, batch_size=25, batching_window_seconds=1),
+    "transaction_check": FunctionSettings(timeout_seconds=60, maximum_concurrency=5, reserved_concurrency=5),
+    # The audit trail: capped and reserved like the rest of the money path (10 x 25-event batches).
+    "ledger_recorder": FunctionSettings(
+        timeout_seconds=30,
+        batch_size=25,
+        batching_window_seconds=1,
+        maximum_concurrency=10,
+        reserved_concurrency=10,
+    ),
     "notifier": FunctionSettings(timeout_seconds=30, maximum_concurrency=5),
-    "campaign_closer": FunctionSettings(timeout_seconds=300, memory_mb=512, schedule="rate(5 minutes)"),
-    "reconciler": FunctionSettings(timeout_seconds=60, schedule="rate(5 minutes)"),
+    # Scheduled settlement (refunds, sweeps): one run plus one overlapping retry.
+    "campaign_closer": FunctionSettings(
+        timeout_seconds=300, memory_mb=512, schedule="rate(5 minutes)", reserved_concurrency=2
+    ),
+    "reconciler": FunctionSettings(timeout_seconds=60, schedule="rate(5 minutes)", reserved_concurrency=2),
     # Reads every campaign in scope with its payments and ledger (lambdas/books_auditor.py); the
     # memory is for a hot campaign's items held at once. Every 15 minutes: the horizon is hours.
     "books_auditor": FunctionSettings(timeout_seconds=300, memory_mb=1024, schedule="rate(15 minutes)"),
@@ -715,6 +735,23 @@ class _Builder:
         return function  # OwnName
 
 
+def reserved_concurrency(function: str) -> int | None:
+    """The function's reservation: its setting, or for a function only others invoke, the sum of
+    its callers' (each calling invocation waits on one of its invocations)."""
+    if function not in INVOKED_ONLY:
+        return FUNCTION_SETTINGS[function].reserved_concurrency
+    callers = [
+        caller
+        for caller in FUNCTION_SETTINGS
+        if caller != function
+        and any(
+            ENVIRONMENT_SOURCES.get(var) == FromFunction(function)
+            for var in (*declared_environment(caller)[0], *declared_environment(caller)[1])
+        )
+    ]
+    return sum(reserved_concurrency(caller) or 0 for caller in callers) or None
+
+
 def _function_args(
     cfg: StackConfig, function: str, resolved: _Resolved, log_key: pulumi.Input[str] | None
 ) -> FunctionArgs:
@@ -732,6 +769,7 @@ def _function_args(
         grants=resolved.grants,
         log_retention_days=cfg.log_retention_days,
         log_kms_key_arn=log_key,
+        reserved_concurrency=reserved_concurrency(function),
         description=f"{PROJECT} {function}",
     )
 

@@ -57,10 +57,28 @@ def check(rule: Rule, resource: ResourceView, stack: StackIndex) -> list[str] | 
     return [f"{resource.label}: {problem}" for problem in problems]
 
 
-def waiver_for(rule_id: str, resource_name: str, waivers: Waivers = WAIVERS) -> str | None:
-    """The recorded reason that accepts `rule_id` failing on `resource_name`, if any."""
+def stack_of(urn: str) -> str:
+    """The stack a URN belongs to: `urn:pulumi:<stack>::<project>::<type>::<name>` → `<stack>`."""
+    head = urn.split("::", 1)[0]
+    return head.rsplit(":", 1)[-1] if head.startswith("urn:pulumi:") else ""
+
+
+def waiver_matches(pattern: str, resource_name: str, urn: str = "") -> bool:
+    """Whether a waiver's pattern covers the resource.
+
+    A plain glob matches the logical name on every stack; `<stack glob>::<name glob>` (e.g.
+    `dev::*`) matches only on the stacks it names (the stack is read from the URN).
+    """
+    if "::" in pattern:
+        stack_pattern, name_pattern = pattern.split("::", 1)
+        return fnmatchcase(stack_of(urn), stack_pattern) and fnmatchcase(resource_name, name_pattern)
+    return fnmatchcase(resource_name, pattern)
+
+
+def waiver_for(rule_id: str, resource_name: str, waivers: Waivers = WAIVERS, urn: str = "") -> str | None:
+    """The recorded reason that accepts `rule_id` failing on `resource_name` (in `urn`'s stack), if any."""
     for (waived_rule, pattern), reason in waivers.items():
-        if waived_rule == rule_id and fnmatchcase(resource_name, pattern):
+        if waived_rule == rule_id and waiver_matches(pattern, resource_name, urn):
             return reason
     return None
 
@@ -91,7 +109,7 @@ def evaluate(
             message = "; ".join(problems)
             reason = ""
             if problems:
-                waived = waiver_for(rule.id, resource.name, waivers)
+                waived = waiver_for(rule.id, resource.name, waivers, resource.urn)
                 status = "waived" if waived else "failed"
                 reason = waived or ""
             findings.append(
@@ -118,6 +136,6 @@ def unused_waivers(findings: Iterable[Finding], waivers: Waivers = WAIVERS) -> l
         for f in findings
         if f.status == "waived"
         for key in waivers
-        if key[0] == f.rule and fnmatchcase(f.resource_name, key[1])
+        if key[0] == f.rule and waiver_matches(key[1], f.resource_name, f.urn)
     }
     return [key for key in waivers if key not in used]

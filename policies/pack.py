@@ -93,7 +93,7 @@ def _report(
     rule: Rule, view: ResourceView, stack: StackIndex, waivers: Waivers, report_violation: ReportViolation
 ) -> None:
     problems = check(rule, view, stack)
-    if problems and waiver_for(rule.id, view.name, waivers) is None:
+    if problems and waiver_for(rule.id, view.name, waivers, view.urn) is None:
         report_violation("; ".join(problems), view.urn)
 
 

@@ -323,10 +323,42 @@ def test_the_role_holds_only_the_declared_grants_its_logs_and_its_queue(synth: S
             [queue_arn],
         ),
         "KMSDecryptSourceQueue": (["kms:Decrypt"], [SHARED_KEY]),
+        "XRayTraces": (["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
     }
     assert all(st["Effect"] == "Allow" for st in found.values())
     assume = json.loads(s.named("worker-role").inputs["assumeRolePolicy"])
     assert assume["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+
+
+def test_a_function_traces_and_encrypts_its_environment_with_its_log_key_by_default(
+    synth: SynthFn, code: str
+) -> None:
+    s = consumer(synth, code, environment={"MODE": "test"}, reserved_concurrency=4, maximum_concurrency=4)
+    function = s.named("worker-function")
+    (log_key,) = s.of_type("aws:kms/key:Key")
+    assert function.inputs["tracingConfig"] == {"mode": "Active"}
+    assert function.inputs["kmsKeyArn"] == out(log_key)["arn"], "no second key: the log key serves"
+    assert function.inputs["reservedConcurrentExecutions"] == 4
+    found = statements(s.named("worker-permissions"))
+    assert found["KMSDecryptEnvironment"]["Action"] == ["kms:Decrypt"]
+    assert found["KMSDecryptEnvironment"]["Resource"] == [out(log_key)["arn"]]
+    assert found["XRayTraces"]["Resource"] == ["*"]
+
+
+def test_a_given_environment_key_is_used_and_tracing_can_be_turned_off(synth: SynthFn, code: str) -> None:
+    s = consumer(synth, code, environment={"MODE": "test"}, environment_kms_key_arn=SHARED_KEY, tracing=False)
+    function = s.named("worker-function")
+    assert function.inputs["kmsKeyArn"] == SHARED_KEY
+    assert function.inputs["tracingConfig"] == {"mode": "PassThrough"}
+    found = statements(s.named("worker-permissions"))
+    assert "XRayTraces" not in found
+    assert found["KMSDecryptEnvironment"]["Resource"] == [SHARED_KEY]
+
+
+def test_a_function_without_environment_sets_no_environment_key(synth: SynthFn, code: str) -> None:
+    s = consumer(synth, code)
+    assert "kmsKeyArn" not in s.named("worker-function").inputs
+    assert "KMSDecryptEnvironment" not in statements(s.named("worker-permissions"))
 
 
 def test_a_visibility_timeout_below_six_times_the_function_timeout_is_refused(code: str) -> None:
@@ -355,6 +387,11 @@ def test_a_visibility_timeout_below_six_times_the_function_timeout_is_refused(co
         ({"memory_mb": 64}, r"memory_mb=64; allowed: 128 to 10240"),
         ({"batch_size": 50}, r"batch_size=50 with batching_window_seconds=0"),
         ({"maximum_concurrency": 1}, r"maximum_concurrency=1; allowed: 2 to 1000"),
+        (
+            {"maximum_concurrency": 10, "reserved_concurrency": 5},
+            r"reserved_concurrency=5 is below maximum_concurrency=10, so the mapping's pollers would be "
+            r"throttled",
+        ),
         ({"code": "/nonexistent/build.zip"}, r"code='/nonexistent/build.zip' does not exist"),
     ],
 )
@@ -380,7 +417,7 @@ def test_a_plain_function_has_no_trigger_and_only_its_grants(synth: SynthFn, cod
     )
     assert s.of_type("aws:lambda/eventSourceMapping:EventSourceMapping") == []
     assert s.of_type("aws:lambda/permission:Permission") == []
-    assert set(statements(s.named("gateway-permissions"))) == {"LogsWriteOwnLogGroup"}
+    assert set(statements(s.named("gateway-permissions"))) == {"LogsWriteOwnLogGroup", "XRayTraces"}
 
 
 def test_a_scheduled_function_retries_then_parks_events_in_an_alarmed_dead_letter_queue(

@@ -72,6 +72,8 @@ def named(arns: dict[str, str], arn: str) -> str:
     """An ARN as `<logical name>`, `<table>/index/<index>` or `<log group>:*`."""
     if arn in arns:
         return arns[arn]
+    if arn == "*":  # only actions without resource-level permissions (X-Ray uploads)
+        return arn
     table, marker, index = arn.partition("/index/")
     if marker and table in arns:
         return f"{arns[table]}/index/{index}"
@@ -110,6 +112,8 @@ def own_needs(name: str) -> set[tuple[str, str]]:
     """What the function component adds on its own: its logs, its queue, its dead-letter queue."""
     logs = f"{component(name)}-logs"
     needs = {(a, r) for a in ("logs:CreateLogStream", "logs:PutLogEvents") for r in (logs, f"{logs}:*")}
+    # Active tracing: trace uploads have no resource-level permissions (policies.rules.UNSCOPABLE_ACTIONS).
+    needs |= {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
     if name in EXPECTED_SOURCES:
         needs |= {(action, EXPECTED_SOURCES[name]) for action in CONSUME}
     if FUNCTION_SETTINGS[name].schedule is not None:  # failed async invocations go to its DLQ
@@ -222,7 +226,9 @@ def test_prod_grants_the_own_keys_of_exactly_the_resources_a_function_uses(synth
     }
     assert use == {arns[_key_of(s.named(resource))] for resource in encrypted}
     consumed = {arns[_key_of(s.named(EXPECTED_SOURCES[name]))]} if name in EXPECTED_SOURCES else set()
-    assert decrypt_only == consumed - use
+    # The environment is encrypted with the function's own log key; the role decrypts it at start.
+    environment = {arns[s.named(f"{component(name)}-logs").inputs["kmsKeyId"]]}
+    assert decrypt_only == (consumed | environment) - use
     assert all(key.endswith("-key-key") for key in use | decrypt_only), "dedicated keys in prod"
 
 

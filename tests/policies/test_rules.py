@@ -530,6 +530,175 @@ bad(
 )
 
 
+# --- outside rule sets (checkov) -------------------------------------------------------------
+
+good("logs-retention-one-year", [log_group("audit", retentionInDays=365)], "audit")
+bad(
+    "logs-retention-one-year",
+    [log_group("short", retentionInDays=90)],
+    "short",
+    "retention_in_days is 90, under a year",
+)
+good("lambda-reserved-concurrency", [function("payer", reservedConcurrentExecutions=10)], "payer")
+bad("lambda-reserved-concurrency", [function("payer")], "payer", "reserved_concurrent_executions is not set")
+bad(
+    "lambda-reserved-concurrency",
+    [function("payer", reservedConcurrentExecutions=-1)],
+    "payer",
+    "reserved_concurrent_executions is not set",
+)
+good(
+    "lambda-environment-cmk",
+    [function("env", environment={"variables": {"A": "1"}}, kmsKeyArn=CMK_ARN)],
+    "env",
+)
+good("lambda-environment-cmk", [function("bare")], "bare")  # nothing to encrypt
+bad(
+    "lambda-environment-cmk",
+    [function("env", environment={"variables": {"A": "1"}})],
+    "env",
+    "AWS-managed key aws/lambda",
+)
+good("lambda-tracing", [function("traced", tracingConfig={"mode": "Active"})], "traced")
+bad("lambda-tracing", [function("dark", tracingConfig={"mode": "PassThrough"})], "dark", "tracing is off")
+bad("lambda-tracing", [function("dark")], "dark", "tracing is off")
+nightly_target = view(
+    "aws:cloudwatch/eventTarget:EventTarget",
+    "nightly-target",
+    {"rule": "nightly", "arn": arn("lambda", "function:nightly")},
+)
+good(
+    "lambda-async-dlq",
+    [function("nightly", deadLetterConfig={"targetArn": arn("sqs", "nightly-dlq")}), nightly_target],
+    "nightly",
+)
+good("lambda-async-dlq", [function("worker")], "worker")  # only a queue mapping or a caller invokes it
+bad("lambda-async-dlq", [function("nightly"), nightly_target], "nightly", "invoked asynchronously")
+sns_permission = view(
+    "aws:lambda/permission:Permission",
+    "hook-invoke",
+    {"function": "hook", "principal": "sns.amazonaws.com", "action": "lambda:InvokeFunction"},
+)
+bad("lambda-async-dlq", [function("hook"), sns_permission], "hook", "hook-invoke")
+good(
+    "lambda-async-dlq",
+    [
+        function("hook"),
+        sns_permission,
+        view(
+            "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
+            "hook-async",
+            {"functionName": "hook", "destinationConfig": {"onFailure": {"destination": arn("sqs", "q")}}},
+        ),
+    ],
+    "hook",
+)
+good("lambda-in-vpc", [function("inside", vpcConfig={"subnetIds": ["subnet-1"]})], "inside")
+bad("lambda-in-vpc", [function("outside")], "outside", "runs outside a VPC")
+good("lambda-code-signing", [function("signed", codeSigningConfigArn=arn("lambda", "csc"))], "signed")
+bad("lambda-code-signing", [function("unsigned")], "unsigned", "no code_signing_config_arn")
+logged_bucket = [
+    view("aws:s3/bucketV2:BucketV2", "data", {}),
+    view(
+        "aws:s3/bucketLoggingV2:BucketLoggingV2", "data-logging", {"bucket": "data", "targetBucket": "logs"}
+    ),
+    view(
+        "aws:s3/bucketNotification:BucketNotification", "data-events", {"bucket": "data", "eventbridge": True}
+    ),
+    view(
+        "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
+        "data-replication",
+        {"bucket": "data", "role": arn("iam", "r"), "rules": []},
+    ),
+]
+plain_bucket = [view("aws:s3/bucketV2:BucketV2", "data", {})]
+for rule_id, expected in (
+    ("s3-access-logging", "no server access logging"),
+    ("s3-event-notifications", "no event notifications"),
+    ("s3-replication", "no cross-region replication"),
+):
+    good(rule_id, logged_bucket, "data")
+    bad(rule_id, plain_bucket, "data", expected)
+good(
+    "alb-listener-tls",
+    [
+        view(
+            "aws:lb/listener:Listener",
+            "https",
+            {"protocol": "HTTPS", "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"},
+        )
+    ],
+    "https",
+)
+good(
+    "alb-listener-tls",
+    [
+        view(
+            "aws:lb/listener:Listener",
+            "http",
+            {"protocol": "HTTP", "defaultActions": [{"type": "redirect", "redirect": {"protocol": "HTTPS"}}]},
+        )
+    ],
+    "http",
+)
+bad(
+    "alb-listener-tls",
+    [view("aws:lb/listener:Listener", "http", {"protocol": "HTTP", "defaultActions": [{"type": "forward"}]})],
+    "http",
+    "serves HTTP without redirecting to HTTPS",
+)
+bad(
+    "alb-listener-tls",
+    [
+        view(
+            "aws:lb/listener:Listener", "old", {"protocol": "HTTPS", "sslPolicy": "ELBSecurityPolicy-2016-08"}
+        )
+    ],
+    "old",
+    "allows TLS below 1.2",
+)
+good("alb-target-group-tls", [view("aws:lb/targetGroup:TargetGroup", "tg", {"protocol": "HTTPS"})], "tg")
+bad(
+    "alb-target-group-tls",
+    [view("aws:lb/targetGroup:TargetGroup", "tg", {"protocol": "HTTP"})],
+    "tg",
+    "forwards HTTP to its targets",
+)
+hardened_template = view(
+    "aws:ec2/launchTemplate:LaunchTemplate",
+    "nat",
+    {
+        "metadataOptions": {"httpTokens": "required"},
+        "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true"}}],
+    },
+)
+good("ec2-imdsv2", [hardened_template], "nat")
+good(
+    "ec2-imdsv2",
+    [view("aws:ec2/instance:Instance", "box", {"launchTemplate": {"id": "nat-id"}}), hardened_template],
+    "box",
+)
+bad(
+    "ec2-imdsv2",
+    [view("aws:ec2/instance:Instance", "box", {"metadataOptions": {"httpTokens": "optional"}})],
+    "box",
+    "without a session token (IMDSv1)",
+)
+good("ec2-ebs-encrypted", [hardened_template], "nat")
+bad(
+    "ec2-ebs-encrypted",
+    [
+        view(
+            "aws:ec2/launchTemplate:LaunchTemplate",
+            "plain",
+            {"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": 8}}]},
+        )
+    ],
+    "plain",
+    "block device mapping #0 is not encrypted",
+)
+
+
 # --- the tests -------------------------------------------------------------------------------
 
 
@@ -621,3 +790,23 @@ def test_evaluate_reports_one_finding_per_rule_and_resource() -> None:
 def test_readme_lists_every_rule() -> None:
     readme = (Path(__file__).resolve().parents[2] / "policies" / "README.md").read_text()
     assert [r.id for r in RULES if f"`{r.id}`" not in readme] == []
+
+
+def test_a_stack_scoped_waiver_applies_only_on_its_stacks() -> None:
+    waivers = {("logs-retention-one-year", "dev::*"): "development logs are for this week's debugging"}
+    rules = [rules_by_id()["logs-retention-one-year"]]
+    on_dev = ResourceView(
+        "aws:cloudwatch/logGroup:LogGroup",
+        "app-logs",
+        "urn:pulumi:dev::crowdfunding::aws:cloudwatch/logGroup:LogGroup::app-logs",
+        {"retentionInDays": 14},
+        {},
+    )
+    on_prod = ResourceView(
+        on_dev.type, "app-logs", on_dev.urn.replace(":dev::", ":prod::"), on_dev.inputs, {}
+    )
+    assert [f.status for f in evaluate([on_dev], rules=rules, waivers=waivers)] == ["waived"]
+    assert [f.status for f in evaluate([on_prod], rules=rules, waivers=waivers)] == ["failed"]
+    assert unused_waivers(evaluate([on_prod], rules=rules, waivers=waivers), waivers) == [
+        ("logs-retention-one-year", "dev::*")
+    ]
