@@ -26,24 +26,21 @@ from typing import Any
 
 import pytest
 
-from infra.local.demo import Api, campaign_body, table_name
-from infra.local.emulator import emulator_resource
-from infra.local.runtime import free_port
-from infra.local.system import LocalSystem, SystemOptions
+from infra.local.demo import Api, campaign_body
+from infra.local.system import LocalSystem
 from infra.local.token import issue_token
 from lambdas.shared.contract import (
     FUNDINGS_TABLE,
     GATEWAY_RECORD_PREFIX,
     IDEMPOTENCY_TABLE,
     PAYMENTS_TABLE,
-    TERMINAL_PAYMENT_STATES,
     TRANSACTIONS_TABLE,
     EventType,
 )
+from tests.e2e.local import TERMINAL, scan, start_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault_run]
 
-TERMINAL = {str(s) for s in TERMINAL_PAYMENT_STATES}
 EVENT_OF_TERMINAL_STATE = {
     "CAPTURED": str(EventType.PAYMENT_CAPTURED),
     "DECLINED": str(EventType.PAYMENT_DECLINED),
@@ -63,12 +60,8 @@ SETTLE_TIMEOUT_SECONDS = 480
 
 @pytest.fixture
 def chaotic_system(tmp_path: Path) -> Iterator[LocalSystem]:
-    options = SystemOptions(
-        emulator_port=free_port(),
-        api_port=free_port(),
-        time_scale=120.0,
-        workdir=tmp_path / "run",
-        state_file=None,
+    system = start_system(
+        tmp_path,
         gateway={"PG_TRANSIENT_FAILURE_RATE": "0.2", "PG_DECLINE_RATE": "0.05", "PG_SEED": "13"},
         duplicate_rate=0.1,
         aws_fault_rate=0.05,
@@ -76,24 +69,8 @@ def chaotic_system(tmp_path: Path) -> Iterator[LocalSystem]:
         fault_seed=17,
         seed=5,
     )
-    system = LocalSystem(options)
-    system.start()
     yield system
     system.stop()
-
-
-def scan(system: LocalSystem, logical: str) -> list[dict[str, Any]]:
-    """Every item of one of the program's tables (read with the runner's own credentials)."""
-    resource = emulator_resource("dynamodb", system.emulator_url, system.region)
-    table = resource.Table(table_name(system.state(), logical))
-    items: list[dict[str, Any]] = []
-    start: dict[str, Any] | None = None
-    while True:
-        page = table.scan(ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
-        items.extend(page["Items"])
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return items
 
 
 def _iso(moment: datetime) -> str:

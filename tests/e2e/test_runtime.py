@@ -29,19 +29,12 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from infra.local.demo import Api, campaign_body, table_name
-from infra.local.emulator import emulator_resource
-from infra.local.runtime import free_port
-from infra.local.system import LocalSystem, SystemOptions
+from infra.local.system import LocalSystem
 from infra.local.token import issue_token
-from lambdas.shared.contract import (
-    FUNDINGS_TABLE,
-    PAYMENTS_TABLE,
-    TERMINAL_PAYMENT_STATES,
-    TRANSACTIONS_TABLE,
-)
+from lambdas.shared.contract import FUNDINGS_TABLE, TRANSACTIONS_TABLE
+from tests.e2e.local import start_system, wait_for_terminal
 
 pytestmark = pytest.mark.e2e
-TERMINAL = {str(s) for s in TERMINAL_PAYMENT_STATES}
 CALM_GATEWAY = {
     "PG_TRANSIENT_FAILURE_RATE": "0",
     "PG_DECLINE_RATE": "0",
@@ -52,19 +45,7 @@ CALM_GATEWAY = {
 
 
 def start(tmp_path: Path, **options: Any) -> LocalSystem:
-    system = LocalSystem(
-        SystemOptions(
-            emulator_port=free_port(),
-            api_port=free_port(),
-            time_scale=120.0,
-            workdir=tmp_path / "run",
-            state_file=None,
-            gateway=dict(CALM_GATEWAY),
-            **options,
-        )
-    )
-    system.start()
-    return system
+    return start_system(tmp_path, gateway=dict(CALM_GATEWAY), **options)
 
 
 @pytest.fixture(scope="module")
@@ -76,18 +57,6 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
 
 def table_of(system: LocalSystem, logical: str) -> str:
     return table_name(system.state(), logical)
-
-
-def scan(system: LocalSystem, logical: str) -> list[dict[str, Any]]:
-    table = emulator_resource("dynamodb", system.emulator_url, system.region).Table(table_of(system, logical))
-    items: list[dict[str, Any]] = []
-    start_key: dict[str, Any] | None = None
-    while True:
-        page = table.scan(ConsistentRead=True, **({"ExclusiveStartKey": start_key} if start_key else {}))
-        items.extend(page["Items"])
-        start_key = page.get("LastEvaluatedKey")
-        if not start_key:
-            return items
 
 
 def post(api: Api, path: str, token: str, body: Any) -> tuple[int, Any]:
@@ -137,22 +106,6 @@ def pay_many(system: LocalSystem, count: int, clients: int = 16) -> set[str]:
         return set(pool.map(pay, range(count)))
 
 
-def wait_terminal(system: LocalSystem, payment_ids: set[str], timeout: float) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    states: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        states = {
-            str(p["paymentId"]): str(p["state"])
-            for p in scan(system, PAYMENTS_TABLE.logical_name)
-            if p["paymentId"] in payment_ids
-        }
-        if len(states) == len(payment_ids) and all(s in TERMINAL for s in states.values()):
-            return states
-        time.sleep(1)
-    left = Counter(states.get(pid, "MISSING") for pid in payment_ids if states.get(pid) not in TERMINAL)
-    raise AssertionError(f"not terminal after {timeout:.0f}s: {dict(left)}; stats {system.stats()}")
-
-
 def function_named(system: LocalSystem, prefix: str) -> str:
     assert system.deployment is not None
     found = [name for name in system.deployment.functions if name.startswith(prefix)]
@@ -165,7 +118,7 @@ def function_named(system: LocalSystem, prefix: str) -> str:
 
 def test_a_burst_runs_several_batches_of_one_queue_at_once(system: LocalSystem) -> None:
     accepted = pay_many(system, 80)
-    wait_terminal(system, accepted, timeout=240)
+    wait_for_terminal(system, accepted, timeout=240)
     stats = system.stats()
     processor = function_named(system, "payment-processor")
     assert stats["mappingPeakConcurrency"][processor] >= 2, stats["mappingPeakConcurrency"]
@@ -223,7 +176,7 @@ def test_a_function_whose_grant_is_removed_fails_with_access_denied_in_its_log(s
         log = system.fleet.log_path(recorder) if system.fleet else Path()
         before = log.read_text() if log.exists() else ""
         accepted = pay_many(system, 4, clients=4)
-        wait_terminal(system, accepted, timeout=120)  # payments do not need the ledger
+        wait_for_terminal(system, accepted, timeout=120)  # payments do not need the ledger
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and "AccessDenied" not in log.read_text()[len(before) :]:
             time.sleep(1)
@@ -278,7 +231,7 @@ def test_aws_faults_reach_boto3_as_aws_sends_them_and_payments_still_settle(tmp_
         for _ in range(30):
             runner.get_item(TableName=fundings, Key={"fundingId": {"S": "x"}})
         accepted = pay_many(system, 12, clients=6)
-        states = wait_terminal(system, accepted, timeout=300)
+        states = wait_for_terminal(system, accepted, timeout=300)
         assert Counter(states.values())["CAPTURED"] >= 1, states
         stats = system.stats()
         assert stats["awsFaultsInjected"] >= sum(faults.values()) + 1, stats["awsFaultsByCode"]
@@ -290,7 +243,7 @@ def test_crashes_kill_environments_which_are_replaced_and_payments_still_end_ter
     system = start(tmp_path, crash_rate=0.2, fault_seed=7)
     try:
         accepted = pay_many(system, 30, clients=8)
-        wait_terminal(system, accepted, timeout=360)
+        wait_for_terminal(system, accepted, timeout=360)
         stats = system.stats()
         assert stats["crashes"] >= 1, stats
         crashed = [name for name, count in stats["crashesByFunction"].items() if count]
