@@ -213,11 +213,10 @@ def _retention_from_attribute(backend: Any, queue_name: str, message: Any) -> bo
 def _apply_sqs() -> None:
     from moto.sqs import models as sqs_models
 
-    sqs_models.unix_time = _fast_clock(sqs_models.unix_time, 1.0)  # type: ignore[assignment]
-    sqs_models.unix_time_millis = _fast_clock(sqs_models.unix_time_millis, 1000.0)  # type: ignore[assignment]
-    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
-        _retention_from_attribute
-    )
+    sqs_models.unix_time = _fast_clock(sqs_models.unix_time, 1.0)
+    sqs_models.unix_time_millis = _fast_clock(sqs_models.unix_time_millis, 1000.0)
+    backend: Any = sqs_models.SQSBackend
+    backend.is_message_valid_based_on_retention_period = _retention_from_attribute
 
 
 def apply() -> None:
