@@ -185,7 +185,7 @@ def main(argv: list[str]) -> int:
     if captured:
         print(
             f"AWS API calls per captured payment: {system_calls / captured:.1f} "
-            f"(target <= 10; {system_calls} calls, excluding {polling} BatchGetItem calls made by this benchmark)"
+            f"(target <= 10; {system_calls} calls, excluding {polling} BatchGetItem calls of this benchmark)"
         )
         receives = calls.get("sqs:ReceiveMessage", 0)
         print(

@@ -65,6 +65,11 @@ WAIVERS: dict[tuple[str, str], str] = {
         "artifacts are rebuilt from the repository), so a second region would double their cost for "
         "nothing that must survive a regional outage"
     ),
+    # A delivery pipeline's artifact bucket (components/pipeline.py names it `<pipeline>-artifacts`)
+    # is the same kind of bucket whatever the pipeline is called.
+    ("s3-access-logging", "*-artifacts"): _BUCKET_SIDE_CHANNELS,
+    ("s3-event-notifications", "*-artifacts"): _BUCKET_SIDE_CHANNELS,
+    ("s3-replication", "*-artifacts"): _BUCKET_SIDE_CHANNELS + "; artifacts are rebuilt from the repository",
     ("alb-listener-tls", "dev::*"): _NO_CERTIFICATE,
     ("alb-listener-tls", "local::*"): _NO_CERTIFICATE,
     ("alb-target-group-tls", "*-tg"): (

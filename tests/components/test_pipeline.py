@@ -337,7 +337,8 @@ def test_each_role_is_assumable_only_by_its_service_for_this_account(
 
 
 def test_the_component_passes_every_policy_rule(synth: SynthFn) -> None:
-    s = delivery(synth, require_approval=True, alert_topic_arn=TOPIC)
+    """Configured as prod configures it (a year of build logs: the pack's audit-length rule)."""
+    s = delivery(synth, require_approval=True, alert_topic_arn=TOPIC, log_retention_days=365)
     assert [f.message for f in failures(evaluate_synthesis(s))] == []
 
 
