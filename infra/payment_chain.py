@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Literal
 
 import pulumi
+import pulumi_aws as aws
 
 from components import iam
 from components.ledger import Table
@@ -752,8 +753,20 @@ def reserved_concurrency(function: str) -> int | None:
     return sum(reserved_concurrency(caller) or 0 for caller in callers) or None
 
 
+def powertools_layer() -> pulumi.Output[str]:
+    """The Powertools layer of the release requirements.lock pins, from AWS's public per-release
+    SSM parameter (resolved when the program runs: the same library as the tests, never a layer
+    number typed by hand)."""
+    parameter = packaging.powertools_layer_ssm_parameter(ARCHITECTURE)
+    return aws.ssm.get_parameter_output(name=parameter).value
+
+
 def _function_args(
-    cfg: StackConfig, function: str, resolved: _Resolved, log_key: pulumi.Input[str] | None
+    cfg: StackConfig,
+    function: str,
+    resolved: _Resolved,
+    log_key: pulumi.Input[str] | None,
+    layer: pulumi.Input[str],
 ) -> FunctionArgs:
     """The packaged archive, runtime, sizing, environment and grants of one function."""
     settings = FUNCTION_SETTINGS[function]
@@ -765,7 +778,7 @@ def _function_args(
         timeout_seconds=settings.timeout_seconds,
         memory_mb=settings.memory_mb,
         environment=resolved.environment,
-        layers=[packaging.powertools_layer_arn(cfg.region, ARCHITECTURE)],
+        layers=[layer],
         grants=resolved.grants,
         log_retention_days=cfg.log_retention_days,
         log_kms_key_arn=log_key,
@@ -841,12 +854,13 @@ def declare_payment_chain(
     builder = _Builder(cfg, tables, topics, queues, sender, user_pool)
     consumers = {consumer.function: consumer for consumer in contract.CONSUMERS}
     environments: dict[str, dict[str, pulumi.Input[str]]] = {}
+    layer = powertools_layer()
     for function in declaration_order(list(packaging.FUNCTIONS)):
         if function not in FUNCTION_SETTINGS:
             raise ValueError(f"function {function} has no FUNCTION_SETTINGS entry in infra/payment_chain.py")
         resolved = builder.resolve(function)
         environments[function] = resolved.environment
-        args = _function_args(cfg, function, resolved, key)
+        args = _function_args(cfg, function, resolved, key, layer)
         settings = FUNCTION_SETTINGS[function]
         component_name = function.replace("_", "-")
         declared: AnyFunction

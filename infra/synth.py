@@ -163,6 +163,19 @@ class OfflineMocks(pulumi_mocks.Mocks):
             resource_id = f"sg-{zlib.crc32(name.encode()):08x}"
         return resource_id, state
 
+    def _public_parameter(self, name: str) -> dict[str, Any]:
+        """The public SSM parameters the program reads (Powertools' per-release layer ARN)."""
+        from lambdas import packaging
+
+        match = POWERTOOLS_PARAMETER.match(name)
+        if match is None:
+            raise NotImplementedError(
+                f"the offline mocks do not know the SSM parameter {name!r}; add it to "
+                "infra/synth.py OfflineMocks._public_parameter"
+            )
+        value = packaging.powertools_layer_arn(self.region, match["arch"], version=OFFLINE_LAYER_VERSION)
+        return {"name": name, "value": value, "insecureValue": value, "type": "String", "id": name}
+
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         token = args.token
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
@@ -198,11 +211,20 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 "userName": "AWS",
                 "id": self.region,
             }, []
+        if token == "aws:ssm/getParameter:getParameter":
+            return self._public_parameter(str(args.args.get("name", ""))), []
         if token == "aws:iam/getPolicyDocument:getPolicyDocument":
             return {"json": policy_document_json(args.args), "id": "policy"}, []
         raise NotImplementedError(
             f"the offline mocks do not answer data source {token}; add it to infra/synth.py OfflineMocks.call"
         )
+
+
+POWERTOOLS_PARAMETER = re.compile(
+    r"^/aws/service/powertools/python/(?P<arch>x86_64|arm64)/python3\.\d+/(?P<release>[0-9.]+)$"
+)
+OFFLINE_LAYER_VERSION = 1
+"""The layer version offline answers carry: AWS's number is only known to its SSM parameter."""
 
 
 def _pascal(key: str) -> str:

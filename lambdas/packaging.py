@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -43,13 +44,32 @@ _EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 # Powertools for AWS Lambda (Python) V3 public layer. Source: the Powertools docs' install page
 # ("Lambda Layer" table, https://docs.aws.amazon.com/powertools/python/latest/#lambda-layer):
 # arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-{python_version}-{arch}:{n}
-# (China: account 498634801083 in cn-north-1, partition aws-cn). The layer version number is the
-# one that docs page listed in the newest version found; the exact number that ships Powertools
-# 3.37.0 is published in SSM at `powertools_layer_ssm_parameter()`, which the infrastructure may
-# resolve instead (e.g. aws.ssm.get_parameter) to follow the pinned library exactly.
-POWERTOOLS_VERSION = "3.37.0"
-POWERTOOLS_LAYER_VERSION = 27
+# (China: account 498634801083 in cn-north-1, partition aws-cn). Which layer version {n} ships
+# which library release is not documented as a table; Powertools publishes it per release as a
+# public SSM parameter (`powertools_layer_ssm_parameter()`, written by the project's release
+# workflow `.github/workflows/update_ssm.yml`). The program resolves that parameter for the version
+# requirements.lock pins, so the functions run the very Powertools the tests ran.
+LOCK_FILE = ROOT / "requirements.lock"
+POWERTOOLS_DISTRIBUTION = "aws-lambda-powertools"
 _POWERTOOLS_ACCOUNTS = {"aws": "017000801446", "aws-cn": "498634801083"}
+
+
+def pinned_version(distribution: str, lock: Path = LOCK_FILE) -> str:
+    """The exact version `lock` pins for `distribution` (names compared as pip normalizes them)."""
+    wanted = re.sub(r"[-_.]+", "-", distribution).lower()
+    try:
+        lines = lock.read_text().splitlines()
+    except OSError as exc:
+        raise ValueError(f"{lock} cannot be read ({exc}); fix: run `make lock` to create it") from exc
+    for line in lines:
+        name, separator, version = line.split("#", 1)[0].strip().partition("==")
+        if separator and re.sub(r"[-_.]+", "-", name).lower() == wanted:
+            return version.strip()
+    raise ValueError(f"{lock} pins no {distribution}; fix: add it to requirements.in and run `make lock`")
+
+
+POWERTOOLS_VERSION = pinned_version(POWERTOOLS_DISTRIBUTION)
+"""The Powertools release the functions run: the one the tests run, from requirements.lock."""
 ARCHITECTURES = ("x86_64", "arm64")
 
 
@@ -103,10 +123,9 @@ def source_code_hash(archive: Path) -> str:
     return base64.b64encode(hashlib.sha256(archive.read_bytes()).digest()).decode()
 
 
-def powertools_layer_arn(
-    region: str, architecture: str = "x86_64", *, version: int = POWERTOOLS_LAYER_VERSION
-) -> str:
-    """The AWS-published Powertools for AWS Lambda (Python) V3 layer for this runtime."""
+def powertools_layer_arn(region: str, architecture: str, *, version: int) -> str:
+    """An AWS-published Powertools for AWS Lambda (Python) V3 layer version for this runtime (the
+    program does not guess `version`: it reads `powertools_layer_ssm_parameter()`)."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, not {architecture!r}")
     partition = "aws-cn" if region.startswith("cn-") else "aws"

@@ -9,13 +9,14 @@ import types
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 from pulumi.runtime.mocks import MockResourceArgs
 
 from infra import payment_chain
 from infra.config import parse
 from infra.payment_chain import FUNCTION_SETTINGS, RUNTIME_ENVIRONMENT, declared_access, declared_environment
-from infra.synth import DeclaredResource, OfflineMocks, Synthesis, read_stack_config
+from infra.synth import OFFLINE_LAYER_VERSION, DeclaredResource, OfflineMocks, Synthesis, read_stack_config
 from lambdas import packaging
 from lambdas.shared import contract
 from tests.conftest import SynthFn
@@ -407,10 +408,17 @@ def test_a_user_pool_adds_its_id_and_only_the_declared_cognito_grant(synth: Synt
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_functions_run_the_packaged_code_on_arm64_with_the_matching_powertools_layer(
-    synth: SynthFn, stack: str
+    synth: SynthFn, stack: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    asked: list[str] = []
+    real = aws.ssm.get_parameter_output
+    monkeypatch.setattr(
+        aws.ssm, "get_parameter_output", lambda **kw: (asked.append(kw["name"]), real(**kw))[1]
+    )
     s = synth(stack)
-    layer = packaging.powertools_layer_arn("ap-northeast-2", "arm64")
+    # The layer is the one AWS publishes for the release requirements.lock pins (offline: a stand-in number).
+    assert asked == [f"/aws/service/powertools/python/arm64/python3.11/{packaging.POWERTOOLS_VERSION}"]
+    layer = packaging.powertools_layer_arn("ap-northeast-2", "arm64", version=OFFLINE_LAYER_VERSION)
     for name in packaging.FUNCTIONS:
         inputs = function(s, name).inputs
         assert inputs["runtime"] == packaging.RUNTIME and inputs["architectures"] == ["arm64"]

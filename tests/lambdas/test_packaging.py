@@ -51,19 +51,35 @@ def test_handlers_resolve_to_callables() -> None:
 
 
 def test_powertools_layer_arn() -> None:
-    arn = packaging.powertools_layer_arn("ap-northeast-2", "arm64")
-    assert arn.startswith(
-        "arn:aws:lambda:ap-northeast-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-arm64:"
+    arn = packaging.powertools_layer_arn("ap-northeast-2", "arm64", version=31)
+    assert (
+        arn
+        == "arn:aws:lambda:ap-northeast-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-arm64:31"
     )
-    assert packaging.powertools_layer_arn("cn-north-1").startswith(
+    assert packaging.powertools_layer_arn("cn-north-1", "x86_64", version=2).startswith(
         "arn:aws-cn:lambda:cn-north-1:498634801083:"
     )
-    assert (
-        packaging.powertools_layer_ssm_parameter("x86_64")
-        == "/aws/service/powertools/python/x86_64/python3.11/3.37.0"
-    )
     with pytest.raises(ValueError):
-        packaging.powertools_layer_arn("eu-west-1", "sparc")
+        packaging.powertools_layer_arn("eu-west-1", "sparc", version=1)
+
+
+def test_the_layer_parameter_names_the_release_the_lock_pins_and_the_tests_run() -> None:
+    import importlib.metadata
+
+    pinned = packaging.pinned_version("aws-lambda-powertools")
+    assert pinned == importlib.metadata.version("aws-lambda-powertools") == packaging.POWERTOOLS_VERSION
+    assert packaging.powertools_layer_ssm_parameter("arm64") == (
+        f"/aws/service/powertools/python/arm64/python3.11/{pinned}"
+    )
+
+
+def test_a_lock_without_the_library_is_refused_with_the_fix(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("# pins\nboto3==1.35.0\nAws_Lambda.Powertools==9.9.9  # normalized like pip\n")
+    assert packaging.pinned_version("aws-lambda-powertools", lock) == "9.9.9"
+    lock.write_text("boto3==1.35.0\n")
+    with pytest.raises(ValueError, match=r"pins no aws-lambda-powertools; fix: add it to requirements.in"):
+        packaging.pinned_version("aws-lambda-powertools", lock)
 
 
 @pytest.mark.parametrize("function", packaging.FUNCTIONS)
