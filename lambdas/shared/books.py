@@ -36,6 +36,8 @@ from typing import Any
 
 from lambdas.shared.contract import (
     CAMPAIGN_EVENT_PAYMENT_ID,
+    EVENT_OF_STATE,
+    STATE_TIMESTAMP,
     TERMINAL_PAYMENT_STATES,
     CampaignState,
     EventType,
@@ -67,26 +69,20 @@ METRIC_OF_KIND: dict[FindingKind, Metric] = {
 }
 """The metric that counts each kind of finding (one per campaign or per payment event)."""
 
-STATE_TIME: dict[str, str] = {
-    PaymentState.PENDING: "createdAt",
-    PaymentState.APPROVED: "approvedAt",
-    PaymentState.CAPTURED: "capturedAt",
-    PaymentState.DECLINED: "declinedAt",
-    PaymentState.FAILED: "failedAt",
-    PaymentState.CANCELLED: "cancelledAt",
-    PaymentState.REFUNDED: "refundedAt",
-}
+STATE_TIME: dict[str, str] = {PaymentState.PENDING: "createdAt", **STATE_TIMESTAMP}
 """The attribute holding the moment a payment entered each state (the event's occurredAt)."""
 
+
+def _events_implied_by(state: PaymentState) -> tuple[tuple[EventType, str], ...]:
+    """A terminal state's ledger events, each with its dating attribute (a refund was a capture first)."""
+    entered = ((EVENT_OF_STATE[state], STATE_TIMESTAMP[state]),)
+    if state == PaymentState.REFUNDED:
+        return _events_implied_by(PaymentState.CAPTURED) + entered
+    return entered
+
+
 EXPECTED_EVENTS: dict[str, tuple[tuple[EventType, str], ...]] = {
-    PaymentState.CAPTURED: ((EventType.PAYMENT_CAPTURED, "capturedAt"),),
-    PaymentState.REFUNDED: (
-        (EventType.PAYMENT_CAPTURED, "capturedAt"),
-        (EventType.PAYMENT_REFUNDED, "refundedAt"),
-    ),
-    PaymentState.DECLINED: ((EventType.PAYMENT_DECLINED, "declinedAt"),),
-    PaymentState.FAILED: ((EventType.PAYMENT_FAILED, "failedAt"),),
-    PaymentState.CANCELLED: ((EventType.PAYMENT_CANCELLED, "cancelledAt"),),
+    state: _events_implied_by(state) for state in sorted(TERMINAL_PAYMENT_STATES)
 }
 """Terminal state → the ledger events it implies, each with the attribute dating its state change."""
 

@@ -89,6 +89,17 @@ class EventType(StrEnum):
     FUNDING_FAILED = "funding.failed"
 
 
+EVENT_OF_STATE: dict[PaymentState, EventType] = {
+    PaymentState.APPROVED: EventType.PAYMENT_APPROVED,
+    PaymentState.CAPTURED: EventType.PAYMENT_CAPTURED,
+    PaymentState.DECLINED: EventType.PAYMENT_DECLINED,
+    PaymentState.FAILED: EventType.PAYMENT_FAILED,
+    PaymentState.CANCELLED: EventType.PAYMENT_CANCELLED,
+    PaymentState.REFUNDED: EventType.PAYMENT_REFUNDED,
+}
+"""The event that announces a payment's entry into each state (dated by its STATE_TIMESTAMP)."""
+
+
 class Topic(StrEnum):
     """Logical topic names; the infrastructure creates one SNS topic per member."""
 

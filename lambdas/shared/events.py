@@ -15,6 +15,7 @@ from typing import Any
 from lambdas.shared import aws
 from lambdas.shared.config import env_str
 from lambdas.shared.contract import (
+    EVENT_OF_STATE,
     STATE_REASON,
     STATE_TIMESTAMP,
     TOPIC_OF_EVENT,
@@ -50,17 +51,6 @@ def payment_event(
         event_id=derived_event_id(event_type, payment["paymentId"]),
         **carried,
     )
-
-
-EVENT_OF_STATE: dict[PaymentState, EventType] = {
-    PaymentState.APPROVED: EventType.PAYMENT_APPROVED,
-    PaymentState.CAPTURED: EventType.PAYMENT_CAPTURED,
-    PaymentState.DECLINED: EventType.PAYMENT_DECLINED,
-    PaymentState.FAILED: EventType.PAYMENT_FAILED,
-    PaymentState.CANCELLED: EventType.PAYMENT_CANCELLED,
-    PaymentState.REFUNDED: EventType.PAYMENT_REFUNDED,
-}
-"""The event that announces a payment's entry into each state."""
 
 
 def state_event(payment: dict[str, Any]) -> dict[str, Any]:

@@ -82,15 +82,7 @@ def transition(
     fields: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Move a payment from `expected` to `new` and set `fields`; None when it was not in `expected`."""
-    update, values = _transition_update(expected, new, fields, utc_now_iso())
-    return aws.update_item(
-        payments_table(),
-        {PAYMENTS_TABLE.partition_key: payment_id},
-        update,
-        values,
-        condition="#state = :expected",
-        names=STATE,
-    )
+    return transition_or_current(payment_id, expected, new, fields)[0]
 
 
 def set_once(payment_id: str, field: str, value: Any, *, state: PaymentState) -> dict[str, Any] | None:
