@@ -8,8 +8,9 @@ Prints:
   state (capturedAt, declinedAt…), read back from the table, so polling adds no API load;
 - AWS API calls per captured payment on that happy path, counted at the emulator
   (target ≤ 10), with the top calls by service:Action;
-- the emulator's CPU per captured payment (its process's whole CPU, and the part moto spent by
-  service:Action): the emulator is one process, so this figure bounds the embedded throughput.
+- the whole system's CPU per captured payment (every process of the run), which bounds the
+  throughput on this machine's cores, and the emulator's share (its process's CPU, and the part
+  moto spent by service:Action): the emulator is one process, so it also bounds it on one core.
 
 Targets (issue 14): 500 payments at concurrency 16: ≥ 40 payments/s, p50 ≤ 3 s, ready ≤ 10 s.
 
@@ -59,6 +60,25 @@ def process_cpu_seconds(pid: int | None) -> float:
     except (OSError, IndexError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def system_cpu_seconds() -> dict[int, float]:
+    """CPU used so far by this process and every process below it (the emulator, the API, each
+    execution environment), by pid (Linux /proc; empty where unavailable)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    family, frontier = {os.getpid()}, [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in family]
+        family.update(children)
+        frontier.extend(children)
+    return {pid: process_cpu_seconds(pid) for pid in family}
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -112,6 +132,7 @@ def main(argv: list[str]) -> int:
         system.aws_calls(reset=True)
         emulator_pid = system.emulator_pid()
         emulator_cpu_before = process_cpu_seconds(emulator_pid)
+        system_cpu_before = system_cpu_seconds()
 
         submitted: dict[str, float] = {}  # paymentId -> wall-clock epoch seconds of the POST
         finished: dict[str, float] = {}  # paymentId -> epoch seconds the system stored as terminal
@@ -165,6 +186,9 @@ def main(argv: list[str]) -> int:
         time.sleep(3.0)  # the ledger and notifications drain after the last capture
         calls = system.aws_calls()
         emulator_cpu = process_cpu_seconds(emulator_pid) - emulator_cpu_before
+        system_cpu = sum(
+            spent - system_cpu_before.get(pid, 0.0) for pid, spent in system_cpu_seconds().items()
+        )
         moto_cpu = local_call(system.emulator_url, CPU_PATH, None, timeout=5)
         polling = scans  # this benchmark's own BatchGetItem calls, not the system's work
         latencies = [finished[p] - submitted[p] for p in submitted if p in finished]
@@ -192,6 +216,12 @@ def main(argv: list[str]) -> int:
             f"  of which SQS ReceiveMessage (event source mapping polls, many empty): "
             f"{receives / captured:.1f}; "
             f"without them: {(system_calls - receives) / captured:.1f}"
+        )
+        print(
+            f"CPU per captured payment, whole system (this process, the emulator, the API, every "
+            f"execution environment): {system_cpu / captured * 1000:.0f} ms, so at most "
+            f"{captured / system_cpu * (os.cpu_count() or 1) if system_cpu else 0:.0f} payments/s "
+            f"on this machine's {os.cpu_count()} cores"
         )
         print(
             f"emulator CPU per captured payment: {emulator_cpu / captured * 1000:.0f} ms "
