@@ -159,6 +159,12 @@ def _wire_form_results(original: Callable[..., Any]) -> Callable[..., Any]:
     return _serialize_result
 
 
+def _has_value(item: Any, attribute: str, value: Any) -> bool:
+    """Does `item` carry `attribute` = `value` (a sparse index leaves it out of some items)."""
+    held = item.attrs.get(attribute)
+    return held is not None and bool(held == value)
+
+
 def _narrowed_query(original: Callable[..., Any]) -> Callable[..., Any]:
     """Table.query over only the items that can match its partition condition."""
 
@@ -174,7 +180,7 @@ def _narrowed_query(original: Callable[..., Any]) -> Callable[..., Any]:
                 item
                 for partition in self.items.values()
                 for item in (partition.values() if self.range_key_attr else (partition,))
-                if item.attrs.get(attribute) == value
+                if _has_value(item, attribute, value)
             ]
         else:
             partition = self.items.get(hash_key)

@@ -186,13 +186,19 @@ def _item_calls(client: Any) -> list[dict[str, Any]]:
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "sk", "AttributeType": "S"},
             {"AttributeName": "state", "AttributeType": "S"},
+            {"AttributeName": "owed", "AttributeType": "S"},
         ],
         GlobalSecondaryIndexes=[
             {
                 "IndexName": "byState",
                 "KeySchema": [{"AttributeName": "state", "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {  # sparse: only the items that carry `owed`
+                "IndexName": "byOwed",
+                "KeySchema": [{"AttributeName": "owed", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
         BillingMode="PAY_PER_REQUEST",
     )
@@ -207,6 +213,7 @@ def _item_calls(client: Any) -> list[dict[str, Any]]:
             "pk": {"S": f"p{n % 3}"},
             "sk": {"S": f"{n:03d}"},
             "state": {"S": "OPEN" if n % 2 else "DONE"},
+            **({"owed": {"S": "DONE"}} if n % 3 == 0 else {}),
             "amount": {"N": str(n * 1000)},
             "tags": {"SS": ["a", f"t{n}"]},
             "meta": {"M": {"ok": {"BOOL": True}, "none": {"NULL": True}, "list": {"L": [{"N": "1"}]}}},
@@ -228,6 +235,14 @@ def _item_calls(client: Any) -> list[dict[str, Any]]:
             ExpressionAttributeValues={":s": {"S": "OPEN"}},
             Limit=2,
             ReturnConsumedCapacity="TOTAL",
+        )
+    )
+    keep(
+        client.query(
+            TableName=table,
+            IndexName="byOwed",
+            KeyConditionExpression="owed = :s",
+            ExpressionAttributeValues={":s": {"S": "DONE"}},
         )
     )
     keep(client.scan(TableName=table, Limit=5, Select="COUNT"))
