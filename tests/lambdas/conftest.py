@@ -10,6 +10,10 @@ Moto cannot run Lambda code, so gateway calls go through `FakeGateway`, which ca
 Every AWS call a function makes during a test is recorded (tests/lambdas/access.py) and checked
 at teardown against the function's declared ACCESS: a call outside it fails the test, as the
 emulator's enforced IAM (and AWS) would deny it.
+
+moto runs with the embedded emulator's fidelity patches (`infra.local.moto_fidelity`: atomic
+conditional writes and transactions, DynamoDB at a speed independent of table size), so these
+tests see the same moto as `make run`, whatever ran before them in the session.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from infra.local import moto_fidelity
+
+moto_fidelity.apply()
 
 # The functions check their environment at import (cold start), so the deployment environment
 # is set before any test module imports them. Resource names match what the fixture creates.
