@@ -12,7 +12,15 @@ from collections import Counter
 import pulumi
 
 from infra.config import PROJECT, ConfigError
-from infra.synth import DeclaredResource, Synthesis, short_type, stack_names, synthesize
+from infra.synth import (
+    DeclaredResource,
+    Synthesis,
+    read_stack_config,
+    short_type,
+    stack_names,
+    stand_ins,
+    synthesize,
+)
 
 
 def render_tree(synthesis: Synthesis) -> str:
@@ -84,6 +92,12 @@ def main(argv: list[str]) -> int:
     print(render_tree(synthesis))
     print()
     print(render_counts(synthesis))
+    if filled := stand_ins(read_stack_config(stack, with_stand_ins=False)):
+        print(
+            f"\nShown as it will be once configured: Pulumi.{stack}.yaml leaves {', '.join(sorted(filled))} "
+            "to you, so the preview used stand-ins (infra/synth.py stand_ins); `pulumi up` refuses the "
+            "stack until you set them (README: Deploying to real AWS)."
+        )
     return 0
 
 

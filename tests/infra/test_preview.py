@@ -40,6 +40,15 @@ def test_dev_and_prod_nat_counts(capsys: pytest.CaptureFixture[str]) -> None:
     assert (count_of(dev, "aws:ec2:Subnet"), count_of(prod, "aws:ec2:Subnet")) == (4, 6)
 
 
+def test_a_preview_says_which_values_it_filled_in_for_the_user(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["prod"])
+    prod = capsys.readouterr().out
+    assert "Pulumi.prod.yaml leaves crowdfunding:alertEmail, crowdfunding:certificateArn" in prod
+    assert "`pulumi up` refuses the stack until you set them" in prod
+    main(["dev"])
+    assert "stand-ins" not in capsys.readouterr().out
+
+
 def test_unknown_stack_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["staging"]) == 2
     assert "no stack file Pulumi.staging.yaml; committed stacks: " in capsys.readouterr().err
