@@ -49,6 +49,7 @@ import pulumi_aws as aws
 from components.base import AccountFacts, Component, account_facts
 from components.encryption import key_arn_or_own
 from components.iam import Grant, kms_decrypt, kms_use, logs_write, policy_document, sqs_consume, sqs_send
+from components.signing import CodeSigningRef, check_signable, sign_archive
 
 PYTHON_RUNTIMES: tuple[str, ...] = ("python3.11", "python3.12", "python3.13")
 """Python runtimes AWS Lambda currently supports (not deprecated)."""
@@ -613,6 +614,12 @@ class FunctionArgs:
             may decrypt with it). Default: the log group's key (`log_kms_key_arn`, or the key the
             component creates for its logs), so no extra key is created.
         description: Shown in the Lambda console. Default empty.
+        code_signing: The stack's `components.signing.CodeSigning` (its `ref`). When given, `code`
+            must be a .zip path: it is uploaded to the signing bucket, that object version is
+            signed by an AWS Signer job, and the function deploys from the SIGNED object with the
+            enforcing code signing configuration attached (Lambda then refuses any package or
+            layer the profile did not sign: every layer must be a `SignedLayer`). Default none
+            (unsigned; the policy pack's `lambda-code-signing` rule flags it).
         tags: Tags for every taggable child (the component adds `component`).
     """
 
@@ -631,6 +638,7 @@ class FunctionArgs:
     tracing: bool = True
     environment_kms_key_arn: pulumi.Input[str] | None = None
     description: str = ""
+    code_signing: CodeSigningRef | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -700,6 +708,8 @@ def validate_function_args(kind: str, name: str, args: FunctionArgs) -> None:
         raise ValueError(f"{where}: handler={args.handler!r}; allowed: 'module.function'")
     if isinstance(args.code, str) and not Path(args.code).exists():
         raise ValueError(f"{where}: code={args.code!r} does not exist; allowed: a .zip file or a directory")
+    if args.code_signing is not None:
+        check_signable(where, args.code)
     for grant in args.grants:
         if not isinstance(grant, Grant):
             raise ValueError(
@@ -821,10 +831,22 @@ def _declare_function(
         policy=policy_document(grants),
         opts=component.child_opts(),
     )
-    code = args.code if isinstance(args.code, pulumi.Archive) else pulumi.FileArchive(args.code)
+    package: dict[str, Any]
+    if args.code_signing is not None:
+        # Deploy what Signer signed: the signed copy of exactly this upload, under the enforcing config.
+        signed = sign_archive(component, name, str(args.code), args.code_signing)
+        package = {
+            "s3_bucket": signed.bucket,
+            "s3_key": signed.key,
+            "code_signing_config_arn": args.code_signing.config_arn,
+        }
+    else:
+        package = {
+            "code": args.code if isinstance(args.code, pulumi.Archive) else pulumi.FileArchive(args.code)
+        }
     function = aws.lambda_.Function(
         f"{name}-function",
-        code=code,
+        **package,
         handler=args.handler,
         runtime=args.runtime,
         architectures=[args.architecture],

@@ -23,7 +23,9 @@ with `dedicatedKeys`, the components' own key per resource (their secure default
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +53,7 @@ from components.messaging import (
     TopicArgs,
     TopicFeed,
 )
+from components.signing import CodeSigning, CodeSigningArgs, CodeSigningRef, SignedLayer, SignedLayerArgs
 from infra.config import PROJECT, ConfigError, StackConfig
 from infra.data import declare_tables
 from lambdas import packaging
@@ -538,6 +541,9 @@ class PaymentChain:
     sender: EmailIdentity | None
     """The notifier's SES identity; None when the stack configures no sender."""
     environments: dict[str, dict[str, pulumi.Input[str]]] = field(default_factory=dict)
+    code_signing: CodeSigning | None = None
+    """The signing bucket, Signer profile and enforcing config every function deploys under
+    (None only when `declare_payment_chain(code_signing=False)` opted out)."""
 
     @property
     def fundings_table(self) -> Table:
@@ -761,12 +767,99 @@ def powertools_layer() -> pulumi.Output[str]:
     return aws.ssm.get_parameter_output(name=parameter).value
 
 
+LAYER_DISTRIBUTIONS: tuple[str, ...] = (
+    packaging.POWERTOOLS_DISTRIBUTION,
+    "jmespath",
+    "typing-extensions",
+)
+"""What the stack's own Powertools layer holds: the library and its two required dependencies
+(pure Python, so one layer serves arm64 and x86_64), at the versions requirements.lock pins."""
+_LAYER_SKIPPED = ("INSTALLER", "RECORD", "REQUESTED", "direct_url.json")
+"""Installer-specific metadata: left out so every machine builds the same bytes."""
+
+
+def layer_files(distributions: tuple[str, ...] = LAYER_DISTRIBUTIONS) -> list[tuple[str, Path]]:
+    """(archive path under `python/`, installed file) of each distribution, sorted.
+
+    Refuses an environment whose installed version is not the one requirements.lock pins: the
+    layer must carry the library the tests ran.
+    """
+    files: list[tuple[str, Path]] = []
+    for name in distributions:
+        pinned = packaging.pinned_version(name)
+        try:
+            installed = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise ValueError(
+                f"{name} is not installed, so the signed Powertools layer cannot be built; "
+                "fix: `make install`"
+            ) from None
+        if installed.version != pinned:
+            raise ValueError(
+                f"{name} {installed.version} is installed but requirements.lock pins {pinned}; "
+                "fix: `make install` (the layer is built from the installed files)"
+            )
+        for entry in installed.files or []:
+            path = Path(str(entry))
+            if ".." in path.parts or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
+                continue
+            if path.name in _LAYER_SKIPPED:
+                continue
+            files.append((f"python/{path.as_posix()}", Path(str(installed.locate_file(entry)))))
+    return sorted(files)
+
+
+def build_layer_archive(out_dir: Path, distributions: tuple[str, ...] = LAYER_DISTRIBUTIONS) -> Path:
+    """Write `<out_dir>/powertools-layer.zip` deterministically (sorted entries, fixed dates and
+    modes, as `lambdas/packaging.py` builds the functions) and return its path; rewritten only
+    when its bytes change, so an unchanged layer is neither uploaded nor signed again."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "powertools-layer.zip"
+    temporary = out_dir / f".powertools-layer.{os.getpid()}.zip.tmp"
+    with zipfile.ZipFile(temporary, "w") as archive:
+        for name, path in layer_files(distributions):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o100644 << 16
+            info.create_system = 3
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+    if target.exists() and target.read_bytes() == temporary.read_bytes():
+        temporary.unlink()
+    else:
+        temporary.replace(target)
+    return target
+
+
+def signed_powertools_layer(signing: CodeSigning, opts: pulumi.ResourceOptions) -> SignedLayer:
+    """The pinned Powertools as this stack's own layer, signed by its profile.
+
+    Why not AWS's public Powertools layer: with enforcement on, Lambda refuses every layer not
+    signed by an allowed profile, and the public layers are published unsigned
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuring-codesigning.html, "all layers that
+    are added to the function must also be signed by one of the allowed signing profiles";
+    https://github.com/aws-powertools/powertools-lambda-python/issues/1108).
+    """
+    return SignedLayer(
+        "powertools",
+        SignedLayerArgs(
+            archive=str(build_layer_archive(BUILD_DIR)),
+            code_signing=signing.ref,
+            compatible_runtimes=[packaging.RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description=f"Powertools for AWS Lambda (Python) {packaging.POWERTOOLS_VERSION}, "
+            "signed by this stack",
+        ),
+        opts=opts,
+    )
+
+
 def _function_args(
     cfg: StackConfig,
     function: str,
     resolved: _Resolved,
     log_key: pulumi.Input[str] | None,
     layer: pulumi.Input[str],
+    code_signing: CodeSigningRef | None = None,
 ) -> FunctionArgs:
     """The packaged archive, runtime, sizing, environment and grants of one function."""
     settings = FUNCTION_SETTINGS[function]
@@ -784,6 +877,7 @@ def _function_args(
         log_kms_key_arn=log_key,
         reserved_concurrency=reserved_concurrency(function),
         description=f"{PROJECT} {function}",
+        code_signing=code_signing,
     )
 
 
@@ -798,8 +892,15 @@ def declare_payment_chain(
     platform_key_arn: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
     user_pool: UserPoolRef | None = None,
+    code_signing: bool = True,
 ) -> PaymentChain:
-    """Declare topics, queues, subscriptions, tables and the nine functions of DESIGN §1."""
+    """Declare topics, queues, subscriptions, tables and the nine functions of DESIGN §1.
+
+    Every function deploys signed (`components.signing`): one artifact bucket, Signer profile and
+    enforcing code signing configuration per stack, and the pinned Powertools as the stack's own
+    signed layer. `code_signing=False` is the explicit opt-out (unsigned archives, AWS's public
+    Powertools layer; the policy pack then fails `lambda-code-signing`).
+    """
     problems = chain_problems(cfg)
     if problems:
         raise ConfigError(cfg.stack, problems)
@@ -854,13 +955,18 @@ def declare_payment_chain(
     builder = _Builder(cfg, tables, topics, queues, sender, user_pool)
     consumers = {consumer.function: consumer for consumer in contract.CONSUMERS}
     environments: dict[str, dict[str, pulumi.Input[str]]] = {}
-    layer = powertools_layer()
+    signing = (
+        CodeSigning("code-signing", CodeSigningArgs(force_destroy=not cfg.deletion_protection), opts=opts)
+        if code_signing
+        else None
+    )
+    layer = signed_powertools_layer(signing, opts).arn if signing is not None else powertools_layer()
     for function in declaration_order(list(packaging.FUNCTIONS)):
         if function not in FUNCTION_SETTINGS:
             raise ValueError(f"function {function} has no FUNCTION_SETTINGS entry in infra/payment_chain.py")
         resolved = builder.resolve(function)
         environments[function] = resolved.environment
-        args = _function_args(cfg, function, resolved, key, layer)
+        args = _function_args(cfg, function, resolved, key, layer, signing.ref if signing else None)
         settings = FUNCTION_SETTINGS[function]
         component_name = function.replace("_", "-")
         declared: AnyFunction
@@ -909,6 +1015,7 @@ def declare_payment_chain(
         functions=builder.functions,
         sender=sender,
         environments=environments,
+        code_signing=signing,
     )
     _export(chain)
     return chain

@@ -161,6 +161,19 @@ class OfflineMocks(pulumi_mocks.Mocks):
             state["arn"] = f"arn:aws:iam::{self.account_id}:role/{name}"
         elif token == "aws:ec2/securityGroup:SecurityGroup":
             resource_id = f"sg-{zlib.crc32(name.encode()):08x}"
+        elif token == "aws:s3/bucketObjectv2:BucketObjectv2":
+            # A versioned bucket gives every upload a version id; the source's hash stands in for it.
+            source = str(getattr(args.inputs.get("source"), "path", "") or args.inputs.get("key"))
+            state["versionId"] = f"v{zlib.crc32(source.encode()):08x}"
+        elif token == "aws:signer/signingProfile:SigningProfile":
+            profile = f"{args.inputs.get('namePrefix') or ''}{zlib.crc32(args.name.encode()):08x}"
+            state["name"] = profile
+            state["arn"] = f"arn:aws:signer:{self.region}:{self.account_id}:/signing-profiles/{profile}"
+            state["version"] = "v1a2b3c4d5"
+            state["versionArn"] = f"{state['arn']}/v1a2b3c4d5"
+        elif token == "aws:signer/signingJob:SigningJob":
+            state.update(signing_job_outputs(args.inputs))
+            resource_id = state["jobId"]
         return resource_id, state
 
     def _public_parameter(self, name: str) -> dict[str, Any]:
@@ -218,6 +231,21 @@ class OfflineMocks(pulumi_mocks.Mocks):
         raise NotImplementedError(
             f"the offline mocks do not answer data source {token}; add it to infra/synth.py OfflineMocks.call"
         )
+
+
+def signing_job_outputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What AWS Signer reports for a finished job: its id and the signed copy it wrote
+    (`<destination prefix><job id>.zip` in the destination bucket)."""
+    source = (inputs.get("source") or {}).get("s3") or {}
+    destination = (inputs.get("destination") or {}).get("s3") or {}
+    origin = f"{source.get('bucket')}/{source.get('key')}@{source.get('version')}"
+    job_id = f"{zlib.crc32(origin.encode()):08x}-0000-4000-8000-{zlib.crc32(origin[::-1].encode()):012x}"
+    key = f"{destination.get('prefix') or ''}{job_id}.zip"
+    return {
+        "jobId": job_id,
+        "status": "Succeeded",
+        "signedObjects": [{"s3s": [{"bucket": destination.get("bucket"), "key": key}]}],
+    }
 
 
 POWERTOOLS_PARAMETER = re.compile(

@@ -40,6 +40,7 @@ TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 TOPIC_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 KMS_KEY = "aws:kms/key:Key"
 FUNCTION = "aws:lambda/function:Function"
+CODE_SIGNING_CONFIG = "aws:lambda/codeSigningConfig:CodeSigningConfig"
 LAMBDA_ALIAS = "aws:lambda/alias:Alias"
 EVENT_SOURCE_MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 EVENT_INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
@@ -1074,6 +1075,27 @@ def lambda_code_signing(function: ResourceView, stack: StackIndex) -> list[str]:
         "no code_signing_config_arn, so any package the deployer uploads runs; fix: sign the package "
         "with an AWS Signer profile and set code_signing_config_arn to a config that enforces it"
     ]
+
+
+@rule(
+    "lambda-code-signing-enforced",
+    "Lambda code signing configurations trust a signing profile and enforce it (the default only warns).",
+    CODE_SIGNING_CONFIG,
+)
+def lambda_code_signing_enforced(config: ResourceView, stack: StackIndex) -> list[str]:
+    problems = []
+    if not as_list(config.get("allowedPublishers", "signingProfileVersionArns")):
+        problems.append(
+            "trusts no signing profile; fix: set allowed_publishers.signing_profile_version_arns to the "
+            "version ARN of the AWS Signer profile that signs the packages"
+        )
+    policy = config.get("policies", "untrustedArtifactOnDeployment") or "Warn"
+    if policy != "Enforce":
+        problems.append(
+            f"untrusted_artifact_on_deployment is {policy!r}, so Lambda deploys an unsigned or altered "
+            "package with only a warning; fix: policies={'untrusted_artifact_on_deployment': 'Enforce'}"
+        )
+    return problems
 
 
 def _bucket_has_part(bucket: ResourceView, stack: StackIndex, types: tuple[str, ...], inline: str) -> bool:

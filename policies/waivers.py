@@ -26,6 +26,11 @@ _BUCKET_SIDE_CHANNELS = (
     "the stack's buckets hold the load balancer's access logs and the pipeline's build artifacts, "
     "written and read only by AWS services under bucket policies that name them"
 )
+_SIGNING_BUCKET = (
+    "the code signing bucket holds the functions' deterministic packages and the copies AWS Signer "
+    "signed, written only by `pulumi up` and Signer and read by Lambda at deployment, under a "
+    "TLS-only policy with public access blocked"
+)
 
 WAIVERS: dict[tuple[str, str], str] = {
     ("logs-retention-one-year", "dev::*"): _NON_PROD_LOGS,
@@ -46,13 +51,6 @@ WAIVERS: dict[tuple[str, str], str] = {
         "cold-start ENI setup, NAT or per-AZ interface endpoints ($10 a month each) and a new way "
         "to lose egress"
     ),
-    ("lambda-code-signing", "*-function"): (
-        "not adopted yet: enforcing it means uploading each archive to a versioned bucket, an AWS "
-        "Signer job per archive (aws.signer.SigningJob) and deploying from the signed object, and "
-        "the embedded runtime (infra/local) deploys from the archive path and emulates no Signer; "
-        "until both sides land, the packages come only from this repository's build "
-        "(lambdas/packaging.py, reproducible zips) through `pulumi up` by the stack's deployer"
-    ),
     ("s3-access-logging", "api-*"): (
         _BUCKET_SIDE_CHANNELS + "; access logs of the log bucket itself would need a third bucket of "
         "logs about logs, and CloudTrail data events are the audit trail where one is required"
@@ -64,6 +62,19 @@ WAIVERS: dict[tuple[str, str], str] = {
         _BUCKET_SIDE_CHANNELS + "; both are reproducible or short-lived (logs expire by lifecycle, "
         "artifacts are rebuilt from the repository), so a second region would double their cost for "
         "nothing that must survive a regional outage"
+    ),
+    # The code signing bucket (components/signing.py): function packages and their signed copies.
+    ("s3-access-logging", "code-signing-artifacts"): _SIGNING_BUCKET
+    + (
+        "; who uploaded or signed what is in CloudTrail (PutObject, StartSigningJob) and in each "
+        "signing job's record"
+    ),
+    ("s3-event-notifications", "code-signing-artifacts"): _SIGNING_BUCKET
+    + ("; `pulumi up` starts the signing job itself, so nothing reacts to a new object"),
+    ("s3-replication", "code-signing-artifacts"): _SIGNING_BUCKET
+    + (
+        "; every object is rebuilt from the repository and signed again by `pulumi up`, and Lambda "
+        "keeps its own copy of deployed code, so a regional outage loses nothing"
     ),
     # A delivery pipeline's artifact bucket (components/pipeline.py names it `<pipeline>-artifacts`)
     # is the same kind of bucket whatever the pipeline is called.

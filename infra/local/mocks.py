@@ -98,6 +98,9 @@ class LocalDeployment:
     """client id → user pool id."""
     roles: dict[str, LocalRole] = field(default_factory=dict)
     """role ARN → the role."""
+    packages: dict[str, str] = field(default_factory=dict)
+    """`s3://bucket/key` of an uploaded package, and of each signed copy made of it → the archive
+    file it came from: a function deployed from a signed S3 object runs from that archive."""
 
     def role_named(self, name_or_arn: str) -> LocalRole | None:
         """A role by ARN or name."""
@@ -219,11 +222,29 @@ class EmulatorMocks(pulumi_mocks.Mocks):
         if creator is None:
             if not args.typ.startswith("pulumi:providers:"):
                 self.deployment.recorded.append((args.typ, args.name))
-            return self.offline.new_resource(args)
+            physical_id, state = self.offline.new_resource(args)
+            self._remember_package(args.typ, args.inputs, state)
+            return physical_id, state
         name = str(args.inputs.get("name") or args.name)
         physical_id, state = creator(args, name)
         self.deployment.created.append((args.typ, args.name, physical_id))
         return physical_id, {**args.inputs, **state}
+
+    def _remember_package(self, typ: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        """Follow a package through code signing (the emulator has no Signer: the offline mocks
+        answer the job): the upload's archive file, then the signed copy made of that upload."""
+        packages = self.deployment.packages
+        if typ == "aws:s3/bucketObjectv2:BucketObjectv2":
+            path = str(getattr(inputs.get("source"), "path", "") or "")
+            if path:
+                packages[f"s3://{inputs.get('bucket')}/{inputs.get('key')}"] = path
+        elif typ == "aws:signer/signingJob:SigningJob":
+            source = (inputs.get("source") or {}).get("s3") or {}
+            archive = packages.get(f"s3://{source.get('bucket')}/{source.get('key')}")
+            if archive:
+                for signed in state.get("signedObjects") or []:
+                    for s3 in signed.get("s3s") or []:
+                        packages[f"s3://{s3.get('bucket')}/{s3.get('key')}"] = archive
 
     # --- creators: each returns (physical id, output state) -----------------------------------
 
@@ -441,6 +462,8 @@ class EmulatorMocks(pulumi_mocks.Mocks):
         inputs = args.inputs
         code = inputs.get("code")
         archive = str(getattr(code, "path", "") or "")
+        if not archive and inputs.get("s3Key"):  # deployed from a (signed) S3 object
+            archive = self.deployment.packages.get(f"s3://{inputs.get('s3Bucket')}/{inputs['s3Key']}", "")
         variables = (inputs.get("environment") or {}).get("variables") or {}
         arn = self._arn("lambda", f"function:{name}")
         self.deployment.functions[name] = LocalFunction(

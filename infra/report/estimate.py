@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from infra.report import costs
@@ -216,6 +217,15 @@ def _int(value: Any, default: int) -> int:
 
 def _of_types(synthesis: Synthesis, *types: str) -> list[DeclaredResource]:
     return [r for r in synthesis.resources if r.type in types and r.custom]
+
+
+def _source_bytes(resource: DeclaredResource) -> int:
+    """Size of an uploaded object's local source file (0 when it has none on this machine)."""
+    source = resource.inputs.get("source")
+    path = (
+        Path(str(source.get("fileAsset"))) if isinstance(source, dict) and source.get("fileAsset") else None
+    )
+    return path.stat().st_size if path is not None and path.is_file() else 0
 
 
 def _names(resources: Iterable[DeclaredResource]) -> str:
@@ -823,6 +833,12 @@ def estimate(
             puts,
             "one log file per AZ node every 5 minutes",
         )
+    packages = _of_types(synthesis, "aws:s3/bucketObjectv2:BucketObjectv2")
+    if packages:
+        # Each upload plus the copy AWS Signer makes of it (signing itself is free); an old
+        # version lingers a week at most after a change (the lifecycle's noncurrent expiry).
+        gb = 2 * sum(_source_bytes(package) for package in packages) / 1024**3
+        acc.add("Storage", "S3 storage for code packages", "s3_standard_gb_month", gb, gb, _names(packages))
     repositories = _of_types(synthesis, "aws:ecr/repository:Repository")
     if repositories:
         gb = len(repositories) * a.image_gb_per_repository

@@ -81,7 +81,6 @@ def test_the_dev_report_shows_each_waiver_with_its_reason(synth: SynthFn) -> Non
     markdown = render_markdown(build_report(synth("dev"), Load(1_000_000, 10_000)))
     for rule_id, reason in (
         ("lambda-in-vpc", "the functions call only AWS APIs"),
-        ("lambda-code-signing", "not adopted yet"),
         ("logs-retention-one-year", "a development or local stack holds no customer's payment records"),
         ("alb-target-group-tls", "TLS ends at the load balancer"),
     ):

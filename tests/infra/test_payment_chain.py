@@ -6,6 +6,8 @@ import json
 import re
 import sys
 import types
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -407,26 +409,114 @@ def test_a_user_pool_adds_its_id_and_only_the_declared_cognito_grant(synth: Synt
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_functions_run_the_packaged_code_on_arm64_with_the_matching_powertools_layer(
-    synth: SynthFn, stack: str, monkeypatch: pytest.MonkeyPatch
+def test_functions_run_the_packaged_code_on_arm64_with_the_pinned_powertools_signed_as_a_layer(
+    synth: SynthFn, stack: str
 ) -> None:
-    asked: list[str] = []
-    real = aws.ssm.get_parameter_output
-    monkeypatch.setattr(
-        aws.ssm, "get_parameter_output", lambda **kw: (asked.append(kw["name"]), real(**kw))[1]
-    )
     s = synth(stack)
-    # The layer is the one AWS publishes for the release requirements.lock pins (offline: a stand-in number).
-    assert asked == [f"/aws/service/powertools/python/arm64/python3.11/{packaging.POWERTOOLS_VERSION}"]
-    layer = packaging.powertools_layer_arn("ap-northeast-2", "arm64", version=OFFLINE_LAYER_VERSION)
+    # Code signing enforces that every layer is signed too: the layer is the stack's own, built
+    # from the pinned release's installed files (the very library the tests ran), signed like the code.
+    (layer,) = s.of_type("aws:lambda/layerVersion:LayerVersion")
+    (job,) = [j for j in s.of_type("aws:signer/signingJob:SigningJob") if j.name == "powertools-signing"]
+    package = s.named("powertools-package", "aws:s3/bucketObjectv2:BucketObjectv2")
+    assert package.inputs["source"]["fileAsset"].endswith("build/lambda/powertools-layer.zip")
+    assert (layer.inputs["s3Bucket"], layer.inputs["s3Key"]) == signed_copy(job)
+    assert layer.inputs["compatibleRuntimes"] == [packaging.RUNTIME]
+    with zipfile.ZipFile(package.inputs["source"]["fileAsset"]) as archive:
+        names = archive.namelist()
+    assert f"python/aws_lambda_powertools-{packaging.POWERTOOLS_VERSION}.dist-info/METADATA" in names
+    assert "python/aws_lambda_powertools/logging/logger.py" in names
+    assert not [n for n in names if n.endswith(".pyc") or n.endswith("/RECORD")]
     for name in packaging.FUNCTIONS:
         inputs = function(s, name).inputs
         assert inputs["runtime"] == packaging.RUNTIME and inputs["architectures"] == ["arm64"]
         assert inputs["handler"] == packaging.handler_of(name)
-        assert inputs["layers"] == [layer]
-        assert inputs["code"]["fileArchive"].endswith(f"build/lambda/{name}.zip")
+        assert inputs["layers"] == [out(layer)["arn"]]
         assert inputs["timeout"] == FUNCTION_SETTINGS[name].timeout_seconds
         assert inputs["memorySize"] == FUNCTION_SETTINGS[name].memory_mb
+
+
+def test_the_layer_archive_is_deterministic_and_refuses_another_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = payment_chain.build_layer_archive(tmp_path / "a").read_bytes()
+    assert payment_chain.build_layer_archive(tmp_path / "b").read_bytes() == first
+    monkeypatch.setattr(packaging, "pinned_version", lambda name: "0.0.1")
+    with pytest.raises(
+        ValueError, match=r"is installed but requirements.lock pins 0.0.1; fix: `make install`"
+    ):
+        payment_chain.layer_files()
+
+
+def test_opting_out_of_code_signing_deploys_the_archive_with_the_public_layer_of_the_pinned_release(
+    synth: SynthFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    real = aws.ssm.get_parameter_output
+
+    def spy(**kwargs: Any) -> Any:
+        asked.append(kwargs["name"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(aws.ssm, "get_parameter_output", spy)
+    cfg = parse("dev", read_stack_config("dev"))
+
+    def program() -> None:
+        payment_chain.declare_payment_chain(
+            cfg,
+            platform_key_arn="arn:aws:kms:ap-northeast-2:123456789012:key/platform",
+            opts=pulumi.ResourceOptions(),
+            code_signing=False,
+        )
+
+    s = synth(program=program)
+    # The layer is the one AWS publishes for the release requirements.lock pins (offline: a stand-in number).
+    assert asked == [f"/aws/service/powertools/python/arm64/python3.11/{packaging.POWERTOOLS_VERSION}"]
+    layer = packaging.powertools_layer_arn("ap-northeast-2", "arm64", version=OFFLINE_LAYER_VERSION)
+    assert not s.of_type("aws:signer/signingJob:SigningJob")
+    for name in packaging.FUNCTIONS:
+        inputs = function(s, name).inputs
+        assert inputs["layers"] == [layer]
+        assert inputs["code"]["fileArchive"].endswith(f"build/lambda/{name}.zip")
+        assert "codeSigningConfigArn" not in inputs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_function_deploys_the_signed_copy_of_its_own_archive_under_an_enforcing_config(
+    synth: SynthFn, stack: str
+) -> None:
+    s = synth(stack)
+    (config,) = s.of_type("aws:lambda/codeSigningConfig:CodeSigningConfig")
+    (profile,) = s.of_type("aws:signer/signingProfile:SigningProfile")
+    assert profile.inputs["platformId"] == "AWSLambda-SHA384-ECDSA"
+    assert config.inputs["policies"] == {"untrustedArtifactOnDeployment": "Enforce"}
+    assert config.inputs["allowedPublishers"]["signingProfileVersionArns"] == [out(profile)["versionArn"]]
+    bucket = s.named("code-signing-artifacts", "aws:s3/bucket:Bucket")
+    versioning = s.named("code-signing-artifacts-versioning")
+    assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
+    for name in packaging.FUNCTIONS:
+        inputs = function(s, name).inputs
+        assert "code" not in inputs
+        assert inputs["codeSigningConfigArn"] == out(config)["arn"]
+        package = s.named(f"{component(name)}-package", "aws:s3/bucketObjectv2:BucketObjectv2")
+        assert package.inputs["source"]["fileAsset"].endswith(f"build/lambda/{name}.zip")
+        assert package.inputs["bucket"] == bucket.id
+        job = s.named(f"{component(name)}-signing", "aws:signer/signingJob:SigningJob")
+        # The job signs exactly the uploaded object's version, with the stack's profile.
+        assert job.inputs["source"]["s3"] == {
+            "bucket": bucket.id,
+            "key": package.inputs["key"],
+            "version": package.state["versionId"],
+        }
+        assert job.inputs["profileName"] == out(profile)["name"]
+        assert (inputs["s3Bucket"], inputs["s3Key"]) == signed_copy(job)
+        assert inputs["s3Key"].startswith("signed/") and inputs["s3Key"] != package.inputs["key"]
+
+
+def signed_copy(job: DeclaredResource) -> tuple[str, str]:
+    """(bucket, key) of the signed object a signing job reports."""
+    (signed,) = job.state["signedObjects"]
+    (s3,) = signed["s3s"]
+    return s3["bucket"], s3["key"]
 
 
 @pytest.mark.parametrize("name", ["campaign_closer", "reconciler"])

@@ -597,6 +597,49 @@ good("lambda-in-vpc", [function("inside", vpcConfig={"subnetIds": ["subnet-1"]})
 bad("lambda-in-vpc", [function("outside")], "outside", "runs outside a VPC")
 good("lambda-code-signing", [function("signed", codeSigningConfigArn=arn("lambda", "csc"))], "signed")
 bad("lambda-code-signing", [function("unsigned")], "unsigned", "no code_signing_config_arn")
+CODE_SIGNING_CONFIG = "aws:lambda/codeSigningConfig:CodeSigningConfig"
+PROFILE_VERSION = "arn:aws:signer:ap-northeast-2:123456789012:/signing-profiles/p/v1"
+good(
+    "lambda-code-signing-enforced",
+    [
+        view(
+            CODE_SIGNING_CONFIG,
+            "enforcing",
+            {
+                "allowedPublishers": {"signingProfileVersionArns": [PROFILE_VERSION]},
+                "policies": {"untrustedArtifactOnDeployment": "Enforce"},
+            },
+        )
+    ],
+    "enforcing",
+)
+bad(
+    "lambda-code-signing-enforced",
+    [
+        view(
+            CODE_SIGNING_CONFIG,
+            "warning",
+            {"allowedPublishers": {"signingProfileVersionArns": [PROFILE_VERSION]}},
+        )
+    ],
+    "warning",
+    "untrusted_artifact_on_deployment is 'Warn'",
+)
+bad(
+    "lambda-code-signing-enforced",
+    [
+        view(
+            CODE_SIGNING_CONFIG,
+            "nobody",
+            {
+                "allowedPublishers": {"signingProfileVersionArns": []},
+                "policies": {"untrustedArtifactOnDeployment": "Enforce"},
+            },
+        )
+    ],
+    "nobody",
+    "trusts no signing profile",
+)
 logged_bucket = [
     view("aws:s3/bucketV2:BucketV2", "data", {}),
     view(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 
 from infra.synth import stack_names
 from policies.adapters import evaluate_synthesis, views_of_synthesis
-from policies.engine import evaluate, failures, summary, unused_waivers
+from policies.engine import evaluate, failures, summary, unused_waivers, waiver_for
 from policies.rules import RULES, rules_by_id
 from policies.view import ResourceView
 from policies.waivers import WAIVERS
@@ -71,7 +73,12 @@ def _messaging_example() -> None:
         TopicArgs,
         TopicFeed,
     )
+    from components.signing import CodeSigning, CodeSigningArgs
 
+    package = Path(tempfile.mkdtemp(prefix="shipper-")) / "shipper.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.write(Path(__file__).parent / "builders.py", "builders.py")
+    signing = CodeSigning("signing", CodeSigningArgs())
     alerts = Topic("alerts", TopicArgs(publisher_services=["cloudwatch"]))
     orders = Topic("orders", TopicArgs())
     shipping = Queue(
@@ -87,8 +94,9 @@ def _messaging_example() -> None:
         "shipper",
         QueueFunctionArgs(
             queue=shipping,
-            code=str(Path(__file__).parent),
+            code=str(package),
             handler="builders.handler",
+            code_signing=signing.ref,
             timeout_seconds=30,
             grants=[iam.dynamodb_read_write(table.arn, table.index_arns), iam.kms_use([table.kms_key_arn])],
         ),
@@ -170,10 +178,15 @@ def test_the_messaging_example_passes_every_rule(synth: SynthFn) -> None:
     findings = evaluate(_views(synth, MESSAGING_EXAMPLE), waivers={})
     decided = {rule_id for rule_id, _pattern in WAIVERS}
     assert [f.message for f in failures(findings) if f.rule not in decided] == []
-    # Adopted by default in the components: tracing and an encrypted environment.
-    assert {"lambda-tracing", "lambda-environment-cmk", "lambda-async-dlq"} <= {
-        f.rule for f in findings if f.status == "passed"
-    }
+    # Adopted by default in the components: tracing and an encrypted environment; signed code with
+    # the signing component.
+    assert {
+        "lambda-tracing",
+        "lambda-environment-cmk",
+        "lambda-async-dlq",
+        "lambda-code-signing",
+        "lambda-code-signing-enforced",
+    } <= {f.rule for f in findings if f.status == "passed"}
     rules_seen = {f.rule for f in findings}
     assert {"sqs-dead-letter-queue", "sqs-dead-letter-queue-alarm", "sqs-visibility-timeout"} <= rules_seen
 
@@ -192,6 +205,31 @@ def test_breaking_the_platform_key_rotation_is_reported(synth: SynthFn) -> None:
         lambda inputs: inputs.update(enableKeyRotation=False),
         {("kms-key-rotation", key.name)},
         "automatic rotation is off",
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_an_unsigned_function_or_a_warning_config_is_reported_now_that_signing_is_not_waived(
+    synth: SynthFn, stack: str
+) -> None:
+    views = _views(synth, stack)
+    function = _first(views, "aws:lambda/function:Function")
+    config = _first(views, "aws:lambda/codeSigningConfig:CodeSigningConfig")
+    assert function is not None and config is not None
+    assert waiver_for("lambda-code-signing", function.name, urn=function.urn) is None
+    assert_breaking_reports(
+        views,
+        function.name,
+        lambda inputs: inputs.pop("codeSigningConfigArn"),
+        {("lambda-code-signing", function.name)},
+        "no code_signing_config_arn",
+    )
+    assert_breaking_reports(
+        views,
+        config.name,
+        lambda inputs: inputs.update(policies={"untrustedArtifactOnDeployment": "Warn"}),
+        {("lambda-code-signing-enforced", config.name)},
+        "untrusted_artifact_on_deployment is 'Warn'",
     )
 
 

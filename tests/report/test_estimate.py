@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pulumi
 import pulumi_aws as aws
 import pytest
@@ -136,3 +138,15 @@ def test_an_instance_type_without_a_price_is_named_not_priced_at_zero(synth: Syn
 def test_dev_stack_idle_estimate_is_within_the_45_dollar_target(synth: SynthFn) -> None:
     est = estimate(synth("dev"), Load(1_000_000, 10_000), PRICES)
     assert est.idle_total <= 45, [(li.item, round_money(li.idle_cost)) for li in est.dominant("idle")]
+
+
+def test_signed_code_packages_are_priced_as_s3_storage_for_the_upload_and_its_signed_copy(
+    synth: SynthFn,
+) -> None:
+    synthesis = synth("dev")
+    packages = synthesis.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    assert len(packages) == 11  # ten functions and the Powertools layer
+    size = sum(Path(p.inputs["source"]["fileAsset"]).stat().st_size for p in packages)
+    line = _line(estimate(synthesis, Load(0, 0), PRICES), "S3 storage for code packages")
+    assert line.idle_quantity == line.load_quantity == pytest.approx(2 * size / 1024**3)
+    assert line.price_key == "s3_standard_gb_month" and "books-auditor-package" in line.basis
