@@ -20,6 +20,11 @@
   dead-letter queue (for events EventBridge could not deliver and invocations that failed).
 - `EmailIdentity`: an SES sender identity a function may be granted to send as.
 
+Every function kind takes `FunctionArgs.code_signing` (a `components.signing.CodeSigning`'s
+`ref`): its .zip is then uploaded, signed by AWS Signer and deployed from the signed copy under
+an enforcing code signing configuration. Without it the function deploys its archive unsigned,
+which the policy pack's `lambda-code-signing` rule reports.
+
 Example (a pipeline of its own, reading only these docstrings)::
 
     alerts = Topic("alerts", TopicArgs(publisher_services=["cloudwatch"], email_subscriptions=["ops@x.com"]))
