@@ -5,8 +5,10 @@ else (no boto3, no Powertools, no tests, no other functions, no bytecode). Entri
 timestamps fixed at 1980-01-01, permissions 0644, compression fixed, so the same source gives a
 byte-identical archive and an unchanged function's hash does not change (no redeploy).
 
-Powertools comes from the AWS-published "Powertools for AWS Lambda (Python) V3" layer; boto3
-from the Lambda runtime.
+Powertools comes from a layer of the release requirements.lock pins: the stack builds it from the
+installed files and signs it like the functions (infra/payment_chain.py; code signing refuses
+unsigned layers, and AWS's public Powertools layers are unsigned). With code signing opted out,
+the AWS-published layer of that same release is used instead. boto3 comes from the Lambda runtime.
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ METRIC_OF_KIND: dict[FindingKind, Metric] = {
 }
 """The metric that counts each kind of finding (one per campaign or per payment event)."""
 
-STATE_TIME: dict[str, str] = {PaymentState.PENDING: "createdAt", **STATE_TIMESTAMP}
+_ENTERED: dict[PaymentState, str] = {PaymentState.PENDING: "createdAt", **STATE_TIMESTAMP}
+STATE_TIME: dict[str, str] = {str(state): attribute for state, attribute in _ENTERED.items()}
 """The attribute holding the moment a payment entered each state (the event's occurredAt)."""
 
 
