@@ -25,7 +25,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
-import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -813,21 +812,7 @@ def build_layer_archive(out_dir: Path, distributions: tuple[str, ...] = LAYER_DI
     """Write `<out_dir>/powertools-layer.zip` deterministically (sorted entries, fixed dates and
     modes, as `lambdas/packaging.py` builds the functions) and return its path; rewritten only
     when its bytes change, so an unchanged layer is neither uploaded nor signed again."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "powertools-layer.zip"
-    temporary = out_dir / f".powertools-layer.{os.getpid()}.zip.tmp"
-    with zipfile.ZipFile(temporary, "w") as archive:
-        for name, path in layer_files(distributions):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o100644 << 16
-            info.create_system = 3
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes(), compresslevel=9)
-    if target.exists() and target.read_bytes() == temporary.read_bytes():
-        temporary.unlink()
-    else:
-        temporary.replace(target)
-    return target
+    return packaging.write_archive(out_dir / "powertools-layer.zip", layer_files(distributions))
 
 
 def signed_powertools_layer(signing: CodeSigning, opts: pulumi.ResourceOptions) -> SignedLayer:

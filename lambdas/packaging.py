@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -95,19 +96,25 @@ def source_files(function_name: str) -> list[tuple[str, Path]]:
 
 
 def build_archive(function_name: str, out_dir: Path) -> Path:
-    """Write `<out_dir>/<function_name>.zip` deterministically and return its path.
+    """Write `<out_dir>/<function_name>.zip` deterministically and return its path."""
+    return write_archive(out_dir / f"{function_name}.zip", source_files(function_name))
 
-    The file is rewritten only when its bytes change, so its mtime also stays put. Each build
-    writes its own temporary file and renames it atomically, so concurrent builds (parallel
-    test runs, a preview beside `make run`) never see a half-written archive.
+
+def write_archive(target: Path, entries: Iterable[tuple[str, Path]]) -> Path:
+    """Write `entries` (name in the archive, file) as a deterministic zip at `target`.
+
+    Entries in the given order, timestamps fixed, mode 0644, Unix as the creator whatever the
+    build host, compression fixed: the same files give the same bytes. The file is rewritten only
+    when its bytes change, so its mtime also stays put. Each build writes its own temporary file
+    and renames it atomically, so concurrent builds (parallel test runs, a preview beside
+    `make run`) never see a half-written archive.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{function_name}.zip"
-    handle, temporary_name = tempfile.mkstemp(prefix=f".{function_name}.", suffix=".zip.tmp", dir=out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".zip.tmp", dir=target.parent)
     os.close(handle)
     temporary = Path(temporary_name)
     with zipfile.ZipFile(temporary, "w") as archive:
-        for name, path in source_files(function_name):
+        for name, path in entries:
             info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
             info.external_attr = _FILE_MODE
             info.create_system = 3  # Unix, whatever the build host
