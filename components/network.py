@@ -252,21 +252,18 @@ class Network(Component):
                 route_table_id=rt.id,
                 opts=self.child_opts(),
             )
+            nat_target: dict[str, pulumi.Input[str]] = {}
             if nat_ids:
-                aws.ec2.Route(
-                    f"{name}-private-{index}-default",
-                    route_table_id=rt.id,
-                    destination_cidr_block="0.0.0.0/0",
-                    nat_gateway_id=nat_ids[index] if len(nat_ids) > 1 else nat_ids[0],
-                    opts=self.child_opts(),
-                )
+                nat_target["nat_gateway_id"] = nat_ids[index] if len(nat_ids) > 1 else nat_ids[0]
             elif nat_interface is not None:
+                nat_target["network_interface_id"] = nat_interface
+            if nat_target:
                 aws.ec2.Route(
                     f"{name}-private-{index}-default",
                     route_table_id=rt.id,
                     destination_cidr_block="0.0.0.0/0",
-                    network_interface_id=nat_interface,
                     opts=self.child_opts(),
+                    **nat_target,
                 )
             private_rts.append(rt)
 

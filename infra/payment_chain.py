@@ -23,7 +23,6 @@ with `dedicatedKeys`, the components' own key per resource (their secure default
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -766,55 +765,6 @@ def powertools_layer() -> pulumi.Output[str]:
     return aws.ssm.get_parameter_output(name=parameter).value
 
 
-LAYER_DISTRIBUTIONS: tuple[str, ...] = (
-    packaging.POWERTOOLS_DISTRIBUTION,
-    "jmespath",
-    "typing-extensions",
-)
-"""What the stack's own Powertools layer holds: the library and its two required dependencies
-(pure Python, so one layer serves arm64 and x86_64), at the versions requirements.lock pins."""
-_LAYER_SKIPPED = ("INSTALLER", "RECORD", "REQUESTED", "direct_url.json")
-"""Installer-specific metadata: left out so every machine builds the same bytes."""
-
-
-def layer_files(distributions: tuple[str, ...] = LAYER_DISTRIBUTIONS) -> list[tuple[str, Path]]:
-    """(archive path under `python/`, installed file) of each distribution, sorted.
-
-    Refuses an environment whose installed version is not the one requirements.lock pins: the
-    layer must carry the library the tests ran.
-    """
-    files: list[tuple[str, Path]] = []
-    for name in distributions:
-        pinned = packaging.pinned_version(name)
-        try:
-            installed = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            raise ValueError(
-                f"{name} is not installed, so the signed Powertools layer cannot be built; "
-                "fix: `make install`"
-            ) from None
-        if installed.version != pinned:
-            raise ValueError(
-                f"{name} {installed.version} is installed but requirements.lock pins {pinned}; "
-                "fix: `make install` (the layer is built from the installed files)"
-            )
-        for entry in installed.files or []:
-            path = Path(str(entry))
-            if ".." in path.parts or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
-                continue
-            if path.name in _LAYER_SKIPPED:
-                continue
-            files.append((f"python/{path.as_posix()}", Path(str(installed.locate_file(entry)))))
-    return sorted(files)
-
-
-def build_layer_archive(out_dir: Path, distributions: tuple[str, ...] = LAYER_DISTRIBUTIONS) -> Path:
-    """Write `<out_dir>/powertools-layer.zip` deterministically (sorted entries, fixed dates and
-    modes, as `lambdas/packaging.py` builds the functions) and return its path; rewritten only
-    when its bytes change, so an unchanged layer is neither uploaded nor signed again."""
-    return packaging.write_archive(out_dir / "powertools-layer.zip", layer_files(distributions))
-
-
 def signed_powertools_layer(signing: CodeSigning, opts: pulumi.ResourceOptions) -> SignedLayer:
     """The pinned Powertools as this stack's own layer, signed by its profile.
 
@@ -827,7 +777,7 @@ def signed_powertools_layer(signing: CodeSigning, opts: pulumi.ResourceOptions) 
     return SignedLayer(
         "powertools",
         SignedLayerArgs(
-            archive=str(build_layer_archive(BUILD_DIR)),
+            archive=str(packaging.build_layer_archive(BUILD_DIR)),
             code_signing=signing.ref,
             compatible_runtimes=[packaging.RUNTIME],
             compatible_architectures=[ARCHITECTURE],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
 import os
 import re
 import tempfile
@@ -125,6 +126,55 @@ def write_archive(target: Path, entries: Iterable[tuple[str, Path]]) -> Path:
     else:
         temporary.replace(target)
     return target
+
+
+LAYER_DISTRIBUTIONS: tuple[str, ...] = (
+    POWERTOOLS_DISTRIBUTION,
+    "jmespath",
+    "typing-extensions",
+)
+"""What the stack's own Powertools layer holds: the library and its two required dependencies
+(pure Python, so one layer serves arm64 and x86_64), at the versions requirements.lock pins."""
+_LAYER_SKIPPED = ("INSTALLER", "RECORD", "REQUESTED", "direct_url.json")
+"""Installer-specific metadata: left out so every machine builds the same bytes."""
+
+
+def layer_files(distributions: tuple[str, ...] = LAYER_DISTRIBUTIONS) -> list[tuple[str, Path]]:
+    """(archive path under `python/`, installed file) of each distribution, sorted.
+
+    Refuses an environment whose installed version is not the one requirements.lock pins: the
+    layer must carry the library the tests ran.
+    """
+    files: list[tuple[str, Path]] = []
+    for name in distributions:
+        pinned = pinned_version(name)
+        try:
+            installed = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise ValueError(
+                f"{name} is not installed, so the signed Powertools layer cannot be built; "
+                "fix: `make install`"
+            ) from None
+        if installed.version != pinned:
+            raise ValueError(
+                f"{name} {installed.version} is installed but requirements.lock pins {pinned}; "
+                "fix: `make install` (the layer is built from the installed files)"
+            )
+        for entry in installed.files or []:
+            path = Path(str(entry))
+            if ".." in path.parts or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
+                continue
+            if path.name in _LAYER_SKIPPED:
+                continue
+            files.append((f"python/{path.as_posix()}", Path(str(installed.locate_file(entry)))))
+    return sorted(files)
+
+
+def build_layer_archive(out_dir: Path, distributions: tuple[str, ...] = LAYER_DISTRIBUTIONS) -> Path:
+    """Write `<out_dir>/powertools-layer.zip` deterministically (as the functions' archives) and
+    return its path; rewritten only when its bytes change, so an unchanged layer is neither
+    uploaded nor signed again."""
+    return write_archive(out_dir / "powertools-layer.zip", layer_files(distributions))
 
 
 def source_code_hash(archive: Path) -> str:

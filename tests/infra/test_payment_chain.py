@@ -438,13 +438,13 @@ def test_functions_run_the_packaged_code_on_arm64_with_the_pinned_powertools_sig
 def test_the_layer_archive_is_deterministic_and_refuses_another_release(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = payment_chain.build_layer_archive(tmp_path / "a").read_bytes()
-    assert payment_chain.build_layer_archive(tmp_path / "b").read_bytes() == first
+    first = packaging.build_layer_archive(tmp_path / "a").read_bytes()
+    assert packaging.build_layer_archive(tmp_path / "b").read_bytes() == first
     monkeypatch.setattr(packaging, "pinned_version", lambda name: "0.0.1")
     with pytest.raises(
         ValueError, match=r"is installed but requirements.lock pins 0.0.1; fix: `make install`"
     ):
-        payment_chain.layer_files()
+        packaging.layer_files()
 
 
 def test_opting_out_of_code_signing_deploys_the_archive_with_the_public_layer_of_the_pinned_release(
