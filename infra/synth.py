@@ -162,9 +162,9 @@ class OfflineMocks(pulumi_mocks.Mocks):
         elif token == "aws:ec2/securityGroup:SecurityGroup":
             resource_id = f"sg-{zlib.crc32(name.encode()):08x}"
         elif token == "aws:s3/bucketObjectv2:BucketObjectv2":
-            # A versioned bucket gives every upload a version id; the source's hash stands in for it.
-            source = str(getattr(args.inputs.get("source"), "path", "") or args.inputs.get("key"))
-            state["versionId"] = f"v{zlib.crc32(source.encode()):08x}"
+            # A versioned bucket gives every upload a version id: the uploaded bytes' hash stands in
+            # for it, so the same package from any checkout gets the same version (and signed key).
+            state["versionId"] = f"v{zlib.crc32(_source_bytes(args.inputs)):08x}"
         elif token == "aws:signer/signingProfile:SigningProfile":
             profile = f"{args.inputs.get('namePrefix') or ''}{zlib.crc32(args.name.encode()):08x}"
             state["name"] = profile
@@ -253,6 +253,14 @@ POWERTOOLS_PARAMETER = re.compile(
 )
 OFFLINE_LAYER_VERSION = 1
 """The layer version offline answers carry: AWS's number is only known to its SSM parameter."""
+
+
+def _source_bytes(inputs: Mapping[str, Any]) -> bytes:
+    """The bytes an S3 upload sends: its file's content, else its key (nothing to read offline)."""
+    path = getattr(inputs.get("source"), "path", None)
+    if path and Path(str(path)).is_file():
+        return Path(str(path)).read_bytes()
+    return str(inputs.get("key", "")).encode()
 
 
 def _pascal(key: str) -> str:

@@ -10,6 +10,8 @@ infrastructure change alone, never by a change in the estimator.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -28,10 +30,28 @@ if TYPE_CHECKING:
 
 _MARKER = "@@infra.report.synthesis@@"
 
+
+def content_addressed(value: Any) -> Any:
+    """File assets and archives as the hash of their bytes, as Pulumi compares them: the same
+    package built in another checkout (another path) is not a change."""
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in ("fileAsset", "fileArchive"):
+            path = Path(str(next(iter(value.values()))))
+            if path.is_file():
+                return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            return value
+        return {key: content_addressed(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [content_addressed(inner) for inner in value]
+    return value
+
+
 # Runs inside the base worktree. Only needs infra.synth.synthesize and the resource fields that
 # have existed since the first version of the harness; `state` is optional.
 _DUMP_SCRIPT = f"""
-import json, sys
+import hashlib, json, sys
+from pathlib import Path
+from typing import Any
 from infra.synth import synthesize
 stack = sys.argv[1]
 synthesis = synthesize(stack)
@@ -43,9 +63,11 @@ def encode(value):
             return {{type(value).__name__: inner}}
     return repr(value)
 
+{inspect.getsource(content_addressed)}
 records = [
     {{
-        "urn": r.urn, "type": r.type, "name": r.name, "inputs": r.inputs, "parent": r.parent,
+        "urn": r.urn, "type": r.type, "name": r.name, "inputs": content_addressed(r.inputs),
+        "parent": r.parent,
         "provider": r.provider, "custom": r.custom, "id": getattr(r, "id", ""),
         "state": getattr(r, "state", {{}}) or {{}},
     }}
@@ -165,7 +187,9 @@ def diff_reports(base: Report | None, head: Report, base_label: str) -> StackDif
         (r for u, r in base_resources.items() if u not in head_resources), key=lambda r: r.urn
     )
     for urn in sorted(set(head_resources) & set(base_resources)):
-        keys = _changed_keys(base_resources[urn].inputs, head_resources[urn].inputs)
+        keys = _changed_keys(
+            content_addressed(base_resources[urn].inputs), content_addressed(head_resources[urn].inputs)
+        )
         if keys:
             resource = head_resources[urn]
             result.changed.append(ResourceChange(urn, resource.type, resource.name, keys))

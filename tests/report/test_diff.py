@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,17 @@ def test_base_head_runs_through_a_git_worktree(capsys: pytest.CaptureFixture[str
 def test_an_unknown_base_ref_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dev", "--base", "no-such-ref-anywhere", "--json-only"]) == 1
     assert "no-such-ref-anywhere" in capsys.readouterr().err
+
+
+def test_a_package_built_in_another_checkout_is_not_a_change(tmp_path: Path) -> None:
+    """Assets compare by their bytes, as Pulumi compares them, not by the checkout's path."""
+    from infra.report.diff import content_addressed
+
+    here, there, other = tmp_path / "a.zip", tmp_path / "b.zip", tmp_path / "c.zip"
+    here.write_bytes(b"same package")
+    there.write_bytes(b"same package")
+    other.write_bytes(b"another package")
+    inputs = {"source": {"fileAsset": str(here)}, "key": "k", "layers": [{"fileArchive": str(here)}]}
+    moved = {"source": {"fileAsset": str(there)}, "key": "k", "layers": [{"fileArchive": str(there)}]}
+    assert content_addressed(inputs) == content_addressed(moved)
+    assert content_addressed(inputs) != content_addressed({**inputs, "source": {"fileAsset": str(other)}})
