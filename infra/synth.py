@@ -317,6 +317,8 @@ class DeclaredResource:
     provider: str | None
     custom: bool
     id: str = ""
+    aliases: tuple[dict[str, str], ...] = ()
+    """The old identities this resource answers to (`type`, `name` of each alias spec that sets them)."""
     outputs: dict[str, Any] = field(default_factory=dict, compare=False)
     state: dict[str, Any] = field(default_factory=dict, compare=False)
     """What the provider (here: the mocks) returned: the inputs plus computed ids, ARNs, URLs.
@@ -360,6 +362,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             provider=provider_ref.rsplit("::", 1)[0] if provider_ref else None,
             custom=bool(request.custom),
             id=response.id or "",
+            aliases=_alias_specs(request),
             state=_plain(self.resources[urn].state) if urn in self.resources else {},
         )
         self.order.append(urn)
@@ -369,6 +372,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         _ensure_event_loop()
         self.registered_outputs[request.urn] = _plain(rpc.deserialize_properties(request.outputs))
         return super().RegisterResourceOutputs(request)
+
+
+def _alias_specs(request: Any) -> tuple[dict[str, str], ...]:
+    """The type and name each alias spec of a registration points back to."""
+    found = []
+    for alias in getattr(request, "aliases", None) or ():
+        if alias.WhichOneof("alias") != "spec":
+            continue
+        spec = {key: getattr(alias.spec, key) for key in ("type", "name") if getattr(alias.spec, key)}
+        if spec:
+            found.append(spec)
+    return tuple(found)
 
 
 def _plain(value: Any) -> Any:
@@ -521,6 +536,7 @@ def synthesize(
             provider=r.provider,
             custom=r.custom,
             id=r.id,
+            aliases=r.aliases,
             outputs=monitor.registered_outputs.get(r.urn, {}),
             state=r.state,
         )
