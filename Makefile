@@ -18,12 +18,12 @@ help: ## list the targets
 install: $(STAMP) ## create .venv and install the pinned dependencies and the project (no-op when up to date)
 
 # The stamp depends on the pins and the packaging metadata only: a second call is a no-op.
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml components/pyproject.toml
 	@command -v $(PYTHON_BOOTSTRAP) >/dev/null || { echo "error: $(PYTHON_BOOTSTRAP) not found; install Python 3.11 or pass PYTHON_BOOTSTRAP=/path/to/python3.11" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	@echo "installing pinned dependencies into $(VENV) (first run: about a minute)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 | { grep -v 'is ignored: it is neither' || true; }
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e ./components -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	@touch $(STAMP)
 	@echo "installed: $(VENV) is ready"
 
@@ -31,7 +31,7 @@ lint: $(STAMP) ## ruff over the whole tree
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: $(STAMP) ## mypy over components/ and infra/
+typecheck: $(STAMP) ## mypy over the library (components/awsblocks), infra/ and policies/
 	$(VENV)/bin/mypy
 
 unit: $(STAMP) ## the pytest suite only

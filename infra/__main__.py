@@ -2,7 +2,8 @@
 
 The Python language host runs this file with the working directory set to infra/ and
 `runpy.run_path(".")` (sdk/python/cmd/pulumi-language-python-exec): infra/ is on sys.path, the
-checkout's root is not. So the root goes first on sys.path, and infra/ comes off it (its module
+checkout's root is not. So the root and the library's project directory (components/, where the
+`awsblocks` package lives) go first on sys.path, and infra/ comes off it (its module
 names — config, data, docs, report — must not shadow installed ones). A path entry beats an
 editable install of another checkout (setuptools appends its finder after the path finder), so
 a second clone or a worktree deploys its own code; the check below refuses to run otherwise.
@@ -14,7 +15,9 @@ from pathlib import Path
 
 PROGRAM_DIR = Path(__file__).resolve().parent
 CHECKOUT = PROGRAM_DIR.parent
-PROJECT_PACKAGES = ("infra", "components", "lambdas", "dashboards", "app")
+LIBRARY = CHECKOUT / "components"
+"""The library's project directory: `pip install ./components` installs it elsewhere."""
+PROJECT_PACKAGES = ("infra", "awsblocks", "lambdas", "dashboards", "app")
 """The top-level packages of this checkout the program imports."""
 
 
@@ -28,7 +31,7 @@ def _resolves_to(entry: str, directory: Path) -> bool:
 def use_this_checkout() -> None:
     """Make this checkout's packages the ones `import` finds, whatever else the venv holds."""
     sys.path[:] = [entry for entry in sys.path if not _resolves_to(entry, PROGRAM_DIR)]
-    sys.path.insert(0, str(CHECKOUT))
+    sys.path[:0] = [str(CHECKOUT), str(LIBRARY)]
 
 
 def foreign_modules() -> list[str]:
@@ -52,7 +55,7 @@ if foreign := foreign_modules():
     raise pulumi.RunError(
         f"this program is {CHECKOUT}, but Python loaded {', '.join(foreign)}; run `pulumi up` "
         "from a fresh process, or remove the other checkout's install from the virtualenv "
-        "(`pip uninstall crowdfunding-on-aws`)"
+        "(`pip uninstall crowdfunding-on-aws awsblocks`)"
     )
 
 main()

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Protocol
 
 import pulumi
+from awsblocks.auth.user_pool import UserPool, UserPoolArgs
+from awsblocks.aws_values import fargate_memory_options
+from awsblocks.security.iam import Grant, dynamodb_access, kms_use, sns_access
+from awsblocks.web.web_service import WafArgs, WebService, WebServiceArgs
 
 from app.access import ACCESS
-from components.auth import UserPool, UserPoolArgs
-from components.iam import Grant, dynamodb_access, kms_use, sns_access
-from components.web_service import WafArgs, WebService, WebServiceArgs, fargate_memory_options
 from infra.config import PROJECT, ConfigError, StackConfig
 from infra.payment_chain import PaymentChain
 from lambdas.shared import contract
@@ -49,7 +50,7 @@ ENV_QUOTA_CAMPAIGNS_PER_DAY = "QUOTA_CAMPAIGNS_PER_DAY"
 
 
 class TableLike(Protocol):
-    """What the API needs of a table (`components.ledger.Table` has it)."""
+    """What the API needs of a table (`awsblocks.data.table.Table` has it)."""
 
     @property
     def name(self) -> pulumi.Output[str]: ...
@@ -62,7 +63,7 @@ class TableLike(Protocol):
 
 
 class TopicLike(Protocol):
-    """What the API needs of a topic (`components.messaging.Topic` has it)."""
+    """What the API needs of a topic (`awsblocks.messaging.topic.Topic` has it)."""
 
     @property
     def arn(self) -> pulumi.Output[str]: ...

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.cidr import MAX_AZS, MAX_VPC_PREFIX, MIN_VPC_PREFIX
+from awsblocks.network.cidr import MAX_AZS, MAX_VPC_PREFIX, MIN_VPC_PREFIX
 
 PROJECT = "crowdfunding"
 """The config namespace (`crowdfunding:<key>`) and the Pulumi project name."""
@@ -126,8 +126,8 @@ class Key:
 
 
 def _pipeline_pattern_matches(pattern: str, value: str) -> bool:
-    """Check with `components.pipeline`'s own patterns (imported late: it loads pulumi_aws)."""
-    from components import pipeline
+    """Check with the pipeline component's own patterns (imported late: it loads pulumi_aws)."""
+    from awsblocks.delivery import container_pipeline as pipeline
 
     return bool(getattr(pipeline, pattern).match(value))
 

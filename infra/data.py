@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pulumi
+from awsblocks.data.table import Table, TableArgs, TableIndex
 
-from components.ledger import Table, TableArgs, TableIndex
 from lambdas.shared.contract import TABLES, TableSpec
 
 

@@ -14,7 +14,7 @@ kind: seven per-kind alarms would cost $0.60 a month more and put the dev stack 
 idle target; the per-kind counts are on the business dashboard and each finding is a log line.
 
 Every alarm notifies the `ops-alerts` topic, whose email subscription (`alertEmail`) the payment
-chain creates. The DLQ-not-empty alarms are the ones `components.messaging.Queue` (and
+chain creates. The DLQ-not-empty alarms are the ones `awsblocks.messaging.queue.Queue` (and
 `ScheduledFunction`'s DLQ) already create; this layer does not add a second one.
 """
 
@@ -23,13 +23,12 @@ from __future__ import annotations
 import re
 
 import pulumi
-
-from components.messaging import Queue, ScheduledFunction
-from components.observability import Observability, ObservabilityArgs
-from components.web_service import WebService
-from dashboards.alarms import AlarmThresholds
-from dashboards.business import CustomMetrics, LogPanel, MetricPanel
-from dashboards.refs import (
+from awsblocks.functions.scheduled_function import ScheduledFunction
+from awsblocks.messaging.queue import Queue
+from awsblocks.observability.alarms import AlarmThresholds
+from awsblocks.observability.business import CustomMetrics, LogPanel, MetricPanel
+from awsblocks.observability.observability import Observability, ObservabilityArgs
+from awsblocks.observability.refs import (
     Watched,
     WatchedFunction,
     WatchedLoadBalancer,
@@ -38,6 +37,8 @@ from dashboards.refs import (
     WatchedService,
     WatchedTable,
 )
+from awsblocks.web.web_service import WebService
+
 from infra.api_service import API_NAME
 from infra.config import PROJECT, StackConfig
 from infra.payment_chain import FUNCTION_SETTINGS, PaymentChain
@@ -156,7 +157,7 @@ def _queue(label: str, queue: Queue) -> WatchedQueue[pulumi.Input[str]]:
         label,
         queue.name,
         queue.dead_letter.name if queue.dead_letter is not None else None,
-        # components.messaging.Queue alarms on its DLQ's depth itself.
+        # awsblocks.messaging.queue.Queue alarms on its DLQ's depth itself.
         dead_letter_alarm_exists=queue.dead_letter is not None,
     )
 

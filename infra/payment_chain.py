@@ -1,4 +1,4 @@
-"""The payment chain of DESIGN §1, composed from `components/messaging.py` and `components/ledger.py`.
+"""The payment chain of DESIGN §1, composed from the library's messaging, functions and data components.
 
 Nothing here is a second hand-written list of what the functions need:
 - tables come from `contract.TABLES` (keys, indexes, TTL);
@@ -7,7 +7,7 @@ Nothing here is a second hand-written list of what the functions need:
   declares, every name resolved through ONE table (`ENVIRONMENT_SOURCES`);
 - its grants are exactly its module's `ACCESS` (environment variable → the IAM actions it calls
   on the resource that variable names; `"<action>@<index>"` is that action on that index of the
-  table), built with `components.iam`'s exact-action vocabulary, plus the KMS keys of those
+  table), built with `awsblocks.security.iam`'s exact-action vocabulary, plus the KMS keys of those
   resources. Nothing else: a function that reads a table gets no write on it.
 
 Declarations are checked before any resource exists (`access_problems`): a name the table does
@@ -33,25 +33,18 @@ from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
+from awsblocks.data.table import Table
+from awsblocks.functions.code_signing import CodeSigning, CodeSigningArgs, CodeSigningRef
+from awsblocks.functions.function import Function, FunctionArgs
+from awsblocks.functions.queue_function import QueueFunction, QueueFunctionArgs
+from awsblocks.functions.scheduled_function import ScheduledFunction, ScheduledFunctionArgs
+from awsblocks.functions.signed_layer import SignedLayer, SignedLayerArgs
+from awsblocks.messaging.email_identity import EmailIdentity, EmailIdentityArgs
+from awsblocks.messaging.queue import Queue, QueueArgs
+from awsblocks.messaging.subscription import TopicFeed
+from awsblocks.messaging.topic import Topic, TopicArgs
+from awsblocks.security import iam
 
-from components import iam
-from components.ledger import Table
-from components.messaging import (
-    EmailIdentity,
-    EmailIdentityArgs,
-    Function,
-    FunctionArgs,
-    Queue,
-    QueueArgs,
-    QueueFunction,
-    QueueFunctionArgs,
-    ScheduledFunction,
-    ScheduledFunctionArgs,
-    Topic,
-    TopicArgs,
-    TopicFeed,
-)
-from components.signing import CodeSigning, CodeSigningArgs, CodeSigningRef, SignedLayer, SignedLayerArgs
 from infra.config import PROJECT, ConfigError, StackConfig
 from infra.data import declare_tables
 from lambdas import packaging
@@ -371,7 +364,7 @@ RESOURCE_KINDS: dict[type, str] = {
     FromSender: iam.SES_IDENTITY,
     FromUserPool: iam.COGNITO_USER_POOL,
 }
-"""The kind of AWS resource each resource source names (what `components.iam` checks actions against)."""
+"""The kind of AWS resource each resource source names (what `iam` checks actions against)."""
 TABLE_SPECS: dict[str, contract.TableSpec] = {spec.logical_name: spec for spec in contract.TABLES}
 
 
@@ -831,7 +824,7 @@ def declare_payment_chain(
 ) -> PaymentChain:
     """Declare topics, queues, subscriptions, tables and the nine functions of DESIGN §1.
 
-    Every function deploys signed (`components.signing`): one artifact bucket, Signer profile and
+    Every function deploys signed (`CodeSigning`): one artifact bucket, Signer profile and
     enforcing code signing configuration per stack, and the pinned Powertools as the stack's own
     signed layer. `code_signing=False` is the explicit opt-out (unsigned archives, AWS's public
     Powertools layer; the policy pack then fails `lambda-code-signing`).

@@ -15,9 +15,9 @@ pipeline's revision running instead of rolling back to the deployer's working tr
 from __future__ import annotations
 
 import pulumi
+from awsblocks.delivery.container_pipeline import BuildArchitecture, ContainerPipeline, ContainerPipelineArgs
+from awsblocks.web.web_service import WebService
 
-from components.pipeline import BuildArchitecture, ContainerPipeline, ContainerPipelineArgs
-from components.web_service import WebService
 from infra.api_service import API_NAME
 from infra.config import PROJECT, ConfigError, StackConfig
 

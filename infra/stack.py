@@ -6,17 +6,56 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+from awsblocks.delivery.container_pipeline import ContainerPipeline
+from awsblocks.network.vpc import Network, NetworkArgs
+from awsblocks.observability.observability import Observability
+from awsblocks.security.encryption_key import EncryptionKey, EncryptionKeyArgs
+from awsblocks.web.web_service import WebService
 
-from components.encryption import EncryptionKey, EncryptionKeyArgs
-from components.network import Network, NetworkArgs
-from components.observability import Observability
-from components.pipeline import ContainerPipeline
-from components.web_service import WebService
 from infra.api_service import api_problems, backends_of, declare_api_service, declare_user_pool
 from infra.config import PROJECT, ConfigError, StackConfig, load
 from infra.observability import declare_observability
 from infra.payment_chain import PaymentChain, UserPoolRef, chain_problems, declare_payment_chain
 from infra.pipeline import declare_pipeline, pipeline_problems
+
+EARLIER_TYPE_TOKENS: dict[str, str] = {
+    f"awsblocks:index:{name}": f"crowdfunding:{module}:{name}"
+    for module, names in {
+        "auth": ("UserPool",),
+        "compute": ("WebService",),
+        "delivery": ("ContainerPipeline",),
+        "ledger": ("Table",),
+        "messaging": (
+            "Topic", "Subscription", "Queue", "EmailIdentity",
+            "Function", "QueueFunction", "ScheduledFunction",
+        ),
+        "network": ("Network",),
+        "observability": ("Observability",),
+        "security": ("EncryptionKey",),
+        "signing": ("CodeSigning", "SignedLayer"),
+    }.items()
+    for name in names
+}  # fmt: skip
+"""The type token each component had before the library became `awsblocks` (0.1, in this repo).
+
+Stacks deployed then hold their components under these tokens; the alias lets `pulumi up` move
+each component, and with it every child's URN, instead of replacing the whole stack."""
+
+
+def alias_earlier_tokens(
+    args: pulumi.ResourceTransformationArgs,
+) -> pulumi.ResourceTransformationResult | None:
+    """Give a library component the alias of its earlier type token (children inherit the change).
+
+    A resource transformation, not an engine-side transform: it runs in the program, so the
+    offline synthesis (Pulumi's mocks run no engine transforms) records the same aliases that
+    `pulumi up` sends.
+    """
+    earlier = EARLIER_TYPE_TOKENS.get(args.type_)
+    if earlier is None:
+        return None
+    alias = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=earlier)])
+    return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(args.opts, alias))
 
 
 def base_tags(cfg: StackConfig) -> dict[str, str]:
@@ -47,7 +86,7 @@ def build(cfg: StackConfig) -> Platform:
         region=cfg.region,
         default_tags=aws.ProviderDefaultTagsArgs(tags=base_tags(cfg)),
     )
-    opts = pulumi.ResourceOptions(providers=[provider])
+    opts = pulumi.ResourceOptions(providers=[provider], transformations=[alias_earlier_tokens])
     zones = aws.get_availability_zones(state="available", opts=pulumi.InvokeOptions(provider=provider))
     names = sorted(zones.names)
     if len(names) < cfg.az_count:

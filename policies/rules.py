@@ -325,7 +325,7 @@ def sqs_dead_letter_queue(queue: ResourceView, stack: StackIndex) -> list[str]:
             return []
         return [
             "no redrive policy and no resource uses it as a dead-letter queue, so a message that "
-            "keeps failing is retried until it expires; fix: use components.messaging.Queue (it "
+            "keeps failing is retried until it expires; fix: use awsblocks.messaging.queue.Queue (it "
             "creates a DLQ by default) or set redrive_policy=json.dumps({'deadLetterTargetArn': "
             "<dlq arn>, 'maxReceiveCount': 5})"
         ]
@@ -356,7 +356,7 @@ def _cmk_problems(resource: ResourceView, managed_alias: str, kind: str) -> list
             managed = " (sqsManagedSseEnabled is not a customer-managed key)"
         return [
             f"not encrypted with a customer-managed KMS key{managed}; fix: set kms_master_key_id "
-            f"to a CMK with rotation (components.encryption.EncryptionKey) that {kind} may use"
+            f"to a CMK with rotation (awsblocks.security.encryption_key.EncryptionKey) that {kind} may use"
         ]
     if str(key).endswith(managed_alias):
         return [
@@ -468,7 +468,7 @@ def sqs_dead_letter_queue_alarm(queue: ResourceView, stack: StackIndex) -> list[
         ]
     return [
         f"no alarm on ApproximateNumberOfMessagesVisible, so failed messages pile up unseen; fix: "
-        f"create it with components.messaging.Queue(alarm_topic_arn=...) or declare an "
+        f"create it with awsblocks.messaging.queue.Queue(alarm_topic_arn=...) or declare an "
         f"aws.cloudwatch.MetricAlarm(namespace='AWS/SQS', metric_name="
         f"'ApproximateNumberOfMessagesVisible', dimensions={{'QueueName': '{queue_name}'}}, "
         f"threshold=0, comparison_operator='GreaterThanThreshold', alarm_actions=[<topic arn>])"
@@ -626,7 +626,7 @@ def lambda_log_group(function: ResourceView, stack: StackIndex) -> list[str]:
         return [
             f"no log group named {expected} is declared, so Lambda creates one that keeps logs forever "
             f"and is not encrypted; fix: declare aws.cloudwatch.LogGroup(name='{expected}', "
-            f"retention_in_days=..., kms_key_id=...) (components.messaging functions do)"
+            f"retention_in_days=..., kms_key_id=...) (awsblocks.functions components do)"
         ]
     if not group.get("retentionInDays"):
         return [f"its log group {group.name} never expires; fix: set retention_in_days on {group.name}"]
@@ -1045,7 +1045,7 @@ def lambda_async_dlq(function: ResourceView, stack: StackIndex) -> list[str]:
     return [
         f"invoked asynchronously by {', '.join(sorted(invokers))} with no dead-letter queue, so an event "
         "that fails three times is dropped; fix: set dead_letter_config={'target_arn': <queue arn>} "
-        "(components.messaging.ScheduledFunction does)"
+        "(awsblocks.functions.scheduled_function.ScheduledFunction does)"
     ]
 
 

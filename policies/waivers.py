@@ -63,7 +63,7 @@ WAIVERS: dict[tuple[str, str], str] = {
         "artifacts are rebuilt from the repository), so a second region would double their cost for "
         "nothing that must survive a regional outage"
     ),
-    # The code signing bucket (components/signing.py): function packages and their signed copies.
+    # The code signing bucket (awsblocks.functions.code_signing): function packages and signed copies.
     ("s3-access-logging", "code-signing-artifacts"): _SIGNING_BUCKET
     + (
         "; who uploaded or signed what is in CloudTrail (PutObject, StartSigningJob) and in each "
@@ -76,7 +76,7 @@ WAIVERS: dict[tuple[str, str], str] = {
         "; every object is rebuilt from the repository and signed again by `pulumi up`, and Lambda "
         "keeps its own copy of deployed code, so a regional outage loses nothing"
     ),
-    # A delivery pipeline's artifact bucket (components/pipeline.py names it `<pipeline>-artifacts`)
+    # A delivery pipeline's artifact bucket (awsblocks.delivery names it `<pipeline>-artifacts`)
     # is the same kind of bucket whatever the pipeline is called.
     ("s3-access-logging", "*-artifacts"): _BUCKET_SIDE_CHANNELS,
     ("s3-event-notifications", "*-artifacts"): _BUCKET_SIDE_CHANNELS,
@@ -86,6 +86,6 @@ WAIVERS: dict[tuple[str, str], str] = {
     ("alb-target-group-tls", "*-tg"): (
         "TLS ends at the load balancer (TLS 1.3 policy); the target is a Fargate task in a private "
         "subnet whose security group admits only the load balancer's group, and re-encrypting would "
-        "need a certificate and key inside every container (components/web_service.py, helper G's)"
+        "need a certificate and key inside every container (awsblocks.web.web_service, helper G's)"
     ),
 }

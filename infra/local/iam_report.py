@@ -2,7 +2,7 @@
 
 The emulator's gatekeeper files every authorized call under the caller's role (`/_local/iam`:
 per role, (action, resource) → count, and the denials). The grants come from the roles'
-policies as the emulator holds them now, listed with `components.iam.granted_actions`. Each
+policies as the emulator holds them now, listed with `awsblocks.security.iam.granted_actions`. Each
 granted (action, resource) pair is shown with how often the role used it; a grant never used is
 flagged UNUSED (a candidate for removal), a call that was refused is listed as DENIED (a grant
 that is missing, or a call that should not happen). Log-delivery grants are used by the Lambda
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from components.iam import granted_actions
+from awsblocks.security.iam import granted_actions
 
 SERVICE_USED_ACTIONS = frozenset({"logs:createlogstream", "logs:putlogevents", "logs:createloggroup"})
 """Grants the platform exercises on the role's behalf (log delivery), never the code."""

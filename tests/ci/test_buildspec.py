@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
+from awsblocks.delivery.container_pipeline import (
+    BUILD_ENVIRONMENT,
+    IMAGE_DEFINITIONS_FILE,
+    ContainerPipelineArgs,
+)
 
-from components.pipeline import BUILD_ENVIRONMENT, IMAGE_DEFINITIONS_FILE, ContainerPipelineArgs
 from infra.api_service import DOCKERFILE
 from infra.synth import REPO_ROOT
 from tests.ci.helpers import make_calls, make_targets

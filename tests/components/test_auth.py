@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from awsblocks.auth.user_pool import UserPool, UserPoolArgs, auth_flows
 
-from components.auth import UserPool, UserPoolArgs, auth_flows
 from infra.synth import DeclaredResource, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
@@ -77,7 +77,7 @@ def test_mfa_off_has_no_totp_and_password_auth_only_when_asked(synth: SynthFn) -
 
 def test_outputs_issuer_and_jwks_url_from_the_pool(synth: SynthFn) -> None:
     s = users(synth)
-    component = next(r for r in s.resources if r.type == "crowdfunding:auth:UserPool")
+    component = next(r for r in s.resources if r.type == "awsblocks:index:UserPool")
     pool_id = only(s, POOL).id
     issuer = f"https://cognito-idp.{TEST_REGION}.amazonaws.com/{pool_id}"
     assert component.outputs["user_pool_id"] == pool_id

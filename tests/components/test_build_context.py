@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from awsblocks.web.build_context import IgnoreRules, context_files, context_tag
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from components.build_context import IgnoreRules, context_files, context_tag
 
 
 def make_context(root: Path, files: dict[str, str]) -> Path:

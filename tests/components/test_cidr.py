@@ -5,10 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from awsblocks.network.cidr import MAX_AZS, MAX_VPC_PREFIX, MIN_VPC_PREFIX, subnet_layout
 from hypothesis import given
 from hypothesis import strategies as st
-
-from components.cidr import MAX_AZS, MAX_VPC_PREFIX, MIN_VPC_PREFIX, subnet_layout
 
 
 @st.composite

@@ -8,11 +8,8 @@ from typing import Any
 
 import pulumi
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from components import iam
-from components.iam import (
+from awsblocks.security import iam
+from awsblocks.security.iam import (
     Grant,
     action_problems,
     cloudwatch_put_metrics,
@@ -31,6 +28,9 @@ from components.iam import (
     sqs_access,
     sqs_consume,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tests.conftest import SynthFn
 
 TABLE = "arn:aws:dynamodb:ap-northeast-2:123456789012:table/orders"
@@ -39,12 +39,11 @@ TABLE = "arn:aws:dynamodb:ap-northeast-2:123456789012:table/orders"
 def render(synth: SynthFn, grants: list[Grant]) -> dict[str, Any]:
     """Render through a real resource so outputs inside resources resolve as they would in AWS."""
     import pulumi_aws as aws
-
-    from components.base import Component
+    from awsblocks.core import Component
 
     class Holder(Component):
         def __init__(self) -> None:
-            super().__init__("test", "Holder", "holder", None, None)
+            super().__init__("Holder", "holder", None, None)
             aws.iam.Policy("p", policy=policy_document(grants), opts=self.child_opts())
 
     s = synth(program=Holder)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from awsblocks.data.table import Table, TableArgs, TableIndex
 from pulumi.runtime.mocks import MockResourceArgs
 
-from components.ledger import Table, TableArgs, TableIndex
 from infra.synth import MOCK_ACCOUNT_ID, OfflineMocks, RecordingMonitor, Synthesis, synthesize
 from tests.conftest import TEST_REGION, SynthFn
 

@@ -8,23 +8,15 @@ from typing import Any
 
 import pulumi
 import pytest
+from awsblocks.functions.function import Function, FunctionArgs
+from awsblocks.functions.queue_function import QueueFunction, QueueFunctionArgs
+from awsblocks.functions.scheduled_function import ScheduledFunction, ScheduledFunctionArgs
+from awsblocks.messaging.queue import Queue, QueueArgs, QueueRef
+from awsblocks.messaging.subscription import TopicFeed
+from awsblocks.messaging.topic import Topic, TopicArgs
+from awsblocks.security import iam
 from pulumi.runtime.mocks import MockResourceArgs
 
-from components import iam
-from components.messaging import (
-    Function,
-    FunctionArgs,
-    Queue,
-    QueueArgs,
-    QueueFunction,
-    QueueFunctionArgs,
-    QueueRef,
-    ScheduledFunction,
-    ScheduledFunctionArgs,
-    Topic,
-    TopicArgs,
-    TopicFeed,
-)
 from infra.synth import MOCK_ACCOUNT_ID, DeclaredResource, OfflineMocks, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
@@ -379,7 +371,7 @@ def test_a_visibility_timeout_below_six_times_the_function_timeout_is_refused(co
     [
         (
             {"grants": [{"Action": "s3:*", "Resource": "*"}]},
-            r"grants has .*allowed: components.iam.Grant objects",
+            r"grants has .*allowed: awsblocks.security.iam.Grant objects",
         ),
         ({"runtime": "python3.8"}, r"runtime='python3.8'; allowed: python3.11, python3.12, python3.13"),
         ({"architecture": "sparc"}, r"architecture='sparc'; allowed: arm64, x86_64"),

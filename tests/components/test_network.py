@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
+from awsblocks.network.cidr import subnet_layout
+from awsblocks.network.vpc import Network, NetworkArgs
 
-from components.cidr import subnet_layout
-from components.network import Network, NetworkArgs
 from infra.synth import Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
@@ -126,7 +126,7 @@ def test_interface_endpoints_are_private_and_reachable_only_from_the_vpc(synth: 
         }
     ]
     assert sg.inputs["egress"] == []
-    outputs = next(r for r in s.resources if r.type == "crowdfunding:network:Network").outputs
+    outputs = next(r for r in s.resources if r.type == "awsblocks:index:Network").outputs
     assert outputs["endpoint_security_group_id"] == interface[0].inputs["securityGroupIds"][0]
 
 
@@ -168,7 +168,7 @@ def test_default_security_group_has_no_rules(synth: SynthFn) -> None:
 
 def test_every_child_is_parented_to_the_component_and_outputs_are_registered(synth: SynthFn) -> None:
     s = network(synth)
-    component = next(r for r in s.resources if r.type == "crowdfunding:network:Network")
+    component = next(r for r in s.resources if r.type == "awsblocks:index:Network")
     assert {r.urn for r in s.descendants(component)} == {r.urn for r in s.resources if r is not component}
     outputs = component.outputs
     assert outputs["cidr"] == "10.1.0.0/16"

@@ -7,13 +7,13 @@ from typing import Any
 
 import pulumi
 import pytest
+from awsblocks.messaging.queue import Queue, QueueArgs
+from awsblocks.observability.alarms import AlarmThresholds
+from awsblocks.observability.business import CustomMetrics, LogPanel, MetricPanel
+from awsblocks.observability.layout import layout_problems
+from awsblocks.observability.observability import Observability, ObservabilityArgs
+from awsblocks.observability.refs import Watched, WatchedFunction, WatchedQueue, WatchedTable
 
-from components.messaging import Queue, QueueArgs
-from components.observability import Observability, ObservabilityArgs
-from dashboards.alarms import AlarmThresholds
-from dashboards.business import CustomMetrics, LogPanel, MetricPanel
-from dashboards.layout import layout_problems
-from dashboards.refs import Watched, WatchedFunction, WatchedQueue, WatchedTable
 from infra.synth import MOCK_ACCOUNT_ID, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 from tests.dashboards.bodies import log_sources, metric_refs
@@ -63,7 +63,7 @@ def test_creates_both_dashboards_named_by_prefix(synth: SynthFn) -> None:
         r.dimensions.get("FunctionName") for r in metric_refs(operations) if r.namespace == "AWS/Lambda"
     } == {"shipper-fn"}
     assert log_sources(business) == ["/aws/lambda/shipper"]
-    [component] = [r for r in s.resources if r.type == "crowdfunding:observability:Observability"]
+    [component] = [r for r in s.resources if r.type == "awsblocks:index:Observability"]
     assert component.name == "obs"
 
 

@@ -6,15 +6,15 @@ import json
 from typing import Any
 
 import pytest
-
-from components.base import AccountFacts
-from components.pipeline import (
+from awsblocks.core import AccountFacts
+from awsblocks.delivery.container_pipeline import (
     BUILD_ENVIRONMENT,
     ContainerPipeline,
     ContainerPipelineArgs,
     ecr_repository_arn,
     ecs_service_arn,
 )
+
 from infra.synth import DeclaredResource, Synthesis
 from policies.adapters import evaluate_synthesis
 from policies.engine import failures

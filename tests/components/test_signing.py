@@ -8,17 +8,11 @@ from typing import Any
 
 import pulumi
 import pytest
+from awsblocks.functions.code_signing import CodeSigning, CodeSigningArgs, CodeSigningRef, profile_name_prefix
+from awsblocks.functions.function import Function, FunctionArgs
+from awsblocks.functions.signed_layer import SignedLayer, SignedLayerArgs
 from pulumi.runtime.mocks import MockResourceArgs
 
-from components.messaging import Function, FunctionArgs
-from components.signing import (
-    CodeSigning,
-    CodeSigningArgs,
-    CodeSigningRef,
-    SignedLayer,
-    SignedLayerArgs,
-    profile_name_prefix,
-)
 from infra.synth import DeclaredResource, OfflineMocks
 from tests.conftest import TEST_REGION, SynthFn
 

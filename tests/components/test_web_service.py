@@ -8,18 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from components.build_context import context_tag
-from components.iam import dynamodb_read_write, sns_publish
-from components.web_service import (
-    FARGATE_MEMORY_MB,
+from awsblocks.aws_values import FARGATE_MEMORY_MB, fargate_memory_options
+from awsblocks.security.iam import dynamodb_read_write, sns_publish
+from awsblocks.web.build_context import context_tag
+from awsblocks.web.web_service import (
     WafArgs,
     WebService,
     WebServiceArgs,
     elb_log_delivery_principal,
-    fargate_memory_options,
     looks_secret,
 )
+
 from infra.synth import DeclaredResource, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
@@ -64,7 +63,7 @@ def web(synth: SynthFn, **overrides: Any) -> Synthesis:
 
 
 def component(s: Synthesis) -> DeclaredResource:
-    return next(r for r in s.resources if r.type == "crowdfunding:compute:WebService")
+    return next(r for r in s.resources if r.type == "awsblocks:index:WebService")
 
 
 def container_definition(s: Synthesis) -> dict[str, Any]:

@@ -6,9 +6,9 @@ import re
 from collections import Counter
 
 import pytest
+from awsblocks.observability.alarms import AlarmSpec, AlarmThresholds, MetricStat, alarms_for
+from awsblocks.observability.refs import Watched, WatchedFunction, WatchedMetric
 
-from dashboards.alarms import AlarmSpec, AlarmThresholds, MetricStat, alarms_for
-from dashboards.refs import Watched, WatchedFunction, WatchedMetric
 from tests.dashboards.test_operations import WATCHED
 
 
@@ -34,7 +34,7 @@ def test_every_watched_resource_gets_its_alarms() -> None:
 
 
 def test_existing_dead_letter_alarms_are_not_duplicated() -> None:
-    from dashboards.refs import Watched, WatchedQueue
+    from awsblocks.observability.refs import Watched, WatchedQueue
 
     watched = Watched(
         queues=(
@@ -195,7 +195,8 @@ def test_custom_metric_dimensions_round_trip_and_are_not_drawn_on_the_operations
     rebuilt = watched.with_values(["FN", "PROD", "AUDITOR"])
     assert dict(rebuilt.metrics[0].dimensions) == {"env": "PROD", "service": "AUDITOR"}
     assert rebuilt.metrics[0].metric_name == "OrdersLost" and rebuilt.metrics[0].period == 900
-    from dashboards.operations import operations_dashboard
+    from awsblocks.observability.operations import operations_dashboard
+
     from tests.dashboards.bodies import metric_refs
 
     assert {r.namespace for r in metric_refs(operations_dashboard(watched, "eu-west-1"))} == {"AWS/Lambda"}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from awsblocks.observability.business import CustomMetrics, LogPanel, MetricPanel, business_dashboard
+from awsblocks.observability.layout import layout_problems
+from awsblocks.observability.widgets import MAX_SEARCH_LENGTH, search
 
-from dashboards.business import CustomMetrics, LogPanel, MetricPanel, business_dashboard
-from dashboards.layout import layout_problems
-from dashboards.widgets import MAX_SEARCH_LENGTH, search
 from tests.dashboards.bodies import log_sources, metric_refs
 
 METRICS = CustomMetrics(

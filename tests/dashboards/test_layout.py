@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from awsblocks.observability.layout import GRID_COLUMNS, Widget, dashboard_body, layout_problems, place
 from hypothesis import given
 from hypothesis import strategies as st
-
-from dashboards.layout import GRID_COLUMNS, Widget, dashboard_body, layout_problems, place
 
 widgets = st.builds(
     Widget,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from dashboards.alarms import AlarmThresholds
-from dashboards.layout import layout_problems
-from dashboards.operations import operations_dashboard
-from dashboards.refs import (
+from awsblocks.observability.alarms import AlarmThresholds
+from awsblocks.observability.layout import layout_problems
+from awsblocks.observability.operations import operations_dashboard
+from awsblocks.observability.refs import (
     Watched,
     WatchedFunction,
     WatchedLoadBalancer,
@@ -17,6 +16,7 @@ from dashboards.refs import (
     WatchedService,
     WatchedTable,
 )
+
 from tests.dashboards.bodies import metric_refs
 
 REGION = "eu-west-1"

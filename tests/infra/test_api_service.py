@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from awsblocks.web.build_context import context_tag
 
 from app.access import ACCESS
 from app.settings import _ENV_NAME_TO_FIELD
-from components.build_context import context_tag
 from infra.api_service import API_CONTAINER_PORT, API_USER, api_problems
 from infra.config import ConfigError, parse
 from infra.synth import DeclaredResource, Synthesis, read_stack_config, synthesize
@@ -33,7 +33,7 @@ def api_stack(stack: str, **overrides: Any) -> Synthesis:
 
 
 def web_service(s: Synthesis) -> DeclaredResource:
-    (service,) = s.of_type("crowdfunding:compute:WebService")
+    (service,) = s.of_type("awsblocks:index:WebService")
     return service
 
 
@@ -48,12 +48,12 @@ def test_the_api_gets_exactly_the_environment_app_settings_reads() -> None:
     env = {e["name"]: e["value"] for e in container(s)["environment"]}
     read_by_app = set(_ENV_NAME_TO_FIELD) - {"AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"}
     assert set(env) == read_by_app
-    tables = {r.name: r.outputs for r in s.of_type("crowdfunding:ledger:Table")}
+    tables = {r.name: r.outputs for r in s.of_type("awsblocks:index:Table")}
     for spec in (contract.FUNDINGS_TABLE, contract.PAYMENTS_TABLE, contract.IDEMPOTENCY_TABLE):
         assert env[spec.env_var] == tables[spec.logical_name]["name"]
     assert env["AWS_REGION"] == "ap-northeast-2"
     assert re.match(r"^arn:aws:sns:ap-northeast-2:\d{12}:", env[contract.ENV_PAYMENTS_TOPIC_ARN])
-    users = next(r for r in s.resources if r.type == "crowdfunding:auth:UserPool").outputs
+    users = next(r for r in s.resources if r.type == "awsblocks:index:UserPool").outputs
     assert env[contract.ENV_COGNITO_USER_POOL_ID] == users["user_pool_id"]
     assert env[contract.ENV_COGNITO_APP_CLIENT_ID] == users["client_id"]
     assert env["COGNITO_ISSUER"] == users["issuer"] and env["COGNITO_JWKS_URL"] == users["jwks_url"]
@@ -71,7 +71,7 @@ def test_the_task_role_may_do_exactly_what_app_access_declares() -> None:
     index and topic, exactly the actions app/access.py declares (the calls app/ makes)."""
     s = api_stack("dev")
     statements = task_role_statements(s)
-    tables = {r.name: r.outputs for r in s.of_type("crowdfunding:ledger:Table")}
+    tables = {r.name: r.outputs for r in s.of_type("awsblocks:index:Table")}
     env = {e["name"]: e["value"] for e in container(s)["environment"]}
     granted: dict[str, set[str]] = {}
     for statement in statements.values():

@@ -25,9 +25,12 @@ import yaml
 from infra.synth import REPO_ROOT, read_stack_config
 
 MARKER = "second-checkout"
-_SETUPTOOLS = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-PROJECT_PACKAGES = [pattern.rstrip("*") for pattern in _SETUPTOOLS["packages"]["find"]["include"]]
-"""The checkout's top-level packages (those the editable install maps)."""
+PROJECT_PACKAGES = [
+    pattern.rstrip("*")
+    for project in (REPO_ROOT / "pyproject.toml", REPO_ROOT / "components" / "pyproject.toml")
+    for pattern in tomllib.loads(project.read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+]
+"""The checkout's top-level packages (those the editable installs of the product and library map)."""
 
 # Runs in the subprocess. The mocks come from the test's own checkout (argv[1]); every module of
 # that checkout is then forgotten and its path removed, so only the entry can bring the program's
@@ -38,9 +41,9 @@ from pathlib import Path
 
 source, checkout, stack = sys.argv[1:4]
 PROJECT_PACKAGES = set(json.loads(os.environ["PROJECT_PACKAGES"]))
-sys.path.insert(0, source)
+sys.path[:0] = [source, str(Path(source) / "components")]
 from infra import synth
-sys.path.remove(source)
+sys.path[:] = [entry for entry in sys.path if entry not in (source, str(Path(source) / "components"))]
 for name in list(sys.modules):
     if name.split(".")[0] in PROJECT_PACKAGES:
         del sys.modules[name]
@@ -56,7 +59,7 @@ print(json.dumps({
     "cloud_resources": len(result.cloud_resources),
     "types": sorted({r.type for r in result.cloud_resources}),
     "stack_module": sys.modules["infra.stack"].__file__,
-    "components_module": sys.modules["components"].__file__,
+    "library_module": sys.modules["awsblocks"].__file__,
     "default_tags": result.provider_default_tags(result.cloud_resources[0]),
     "editable_finder_loaded": any(name.startswith("__editable__") for name in sys.modules),
     "sys_path_has_program_dir": any(
@@ -124,7 +127,7 @@ def _assert_declares_the_checkout(found: dict, checkout: Path) -> None:
     for token in ("aws:lambda/function:Function", "aws:ecs/service:Service", "aws:dynamodb/table:Table"):
         assert token in found["types"]
     assert Path(found["stack_module"]).resolve().is_relative_to(checkout.resolve())
-    assert Path(found["components_module"]).resolve().is_relative_to(checkout.resolve())
+    assert Path(found["library_module"]).resolve().is_relative_to(checkout.resolve())
     assert found["default_tags"]["checkout"] == MARKER
     assert not found["sys_path_has_program_dir"], "infra/ must not stay on sys.path (it shadows names)"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from awsblocks.web.build_context import context_tag
+from awsblocks.web.web_service import CONTENT_TAG_FILTER, WebService, WebServiceArgs
 
-from components.build_context import context_tag
-from components.web_service import CONTENT_TAG_FILTER, WebService, WebServiceArgs
 from infra.synth import DeclaredResource, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
@@ -84,7 +84,7 @@ def test_the_task_definition_runs_the_pushed_digest_not_the_tag(synth: SynthFn, 
     assert running_image(s) == image.state["repoDigest"]
     assert running_image(s).startswith(repository + DIGEST)
     assert ":" + context_tag(context, context / "Dockerfile", platform="linux/amd64") not in running_image(s)
-    component = next(r for r in s.resources if r.type == "crowdfunding:compute:WebService")
+    component = next(r for r in s.resources if r.type == "awsblocks:index:WebService")
     assert component.outputs["image_uri"] == running_image(s)
 
 

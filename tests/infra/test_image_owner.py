@@ -14,9 +14,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pytest
+from awsblocks.web import web_service
+from awsblocks.web.web_service import WebService, WebServiceArgs, service_ignored_changes
 
-from components import web_service
-from components.web_service import WebService, WebServiceArgs, service_ignored_changes
 from tests.conftest import TEST_REGION, SynthFn
 
 CONNECTION = (

@@ -11,9 +11,8 @@ import json
 from typing import Any
 
 import pytest
-
-from components.base import AccountFacts
-from components.encryption import (
+from awsblocks.core import AccountFacts
+from awsblocks.security.encryption_key import (
     CODESTAR_NOTIFICATIONS_DOC,
     EVENTBRIDGE_DLQ_DOC,
     SERVICE_KEY_USES,
@@ -21,6 +20,7 @@ from components.encryption import (
     EncryptionKeyArgs,
     service_statements,
 )
+
 from infra.synth import MOCK_ACCOUNT_ID, DeclaredResource, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 

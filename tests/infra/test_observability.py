@@ -18,8 +18,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pytest
+from awsblocks.observability.layout import layout_problems
 
-from dashboards.layout import layout_problems
 from infra import observability
 from infra.payment_chain import FUNCTION_SETTINGS
 from infra.preview import render_tree

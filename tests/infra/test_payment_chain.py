@@ -113,7 +113,7 @@ def declared(s: Synthesis, name: str) -> set[tuple[str, str]]:
 
 
 CONSUME = ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage")
-"""What an SQS event source mapping needs of the function's role (components/messaging.py adds it)."""
+"""What an SQS event source mapping needs of the function's role (QueueFunction adds it)."""
 
 
 def own_needs(name: str) -> set[tuple[str, str]]:

@@ -22,7 +22,7 @@ def test_every_committed_stack_previews(stack: str, capsys: pytest.CaptureFixtur
     assert main([stack]) == 0
     out = capsys.readouterr().out
     assert "pulumi:pulumi:Stack" in out and f"crowdfunding-{stack}" in out
-    assert "├─ crowdfunding:network:Network" in out or "└─ crowdfunding:network:Network" in out
+    assert "├─ awsblocks:index:Network" in out or "└─ awsblocks:index:Network" in out
     total = int(re.search(r"\+ (\d+) to create", out).group(1))  # type: ignore[union-attr]
     listed = sum(int(n) for n in re.findall(r"^\s+(\d+)\s+aws:", out, re.MULTILINE))
     assert total > listed > 0

@@ -70,7 +70,7 @@ def dlq_alarm(name: str, queue_name: str, actions: Sequence[str] = (arn("sns", "
 
 
 def secure_queue_with_dlq(name: str) -> list[ResourceView]:
-    """What components.messaging.Queue should produce: queue, DLQ, TLS-only policies, DLQ alarm."""
+    """What awsblocks.messaging.queue.Queue should produce: queue, DLQ, TLS-only policies, DLQ alarm."""
     dlq_name = f"{name}-dlq"
     resources = [
         queue(

@@ -61,19 +61,14 @@ SOURCES = [*stack_names(), MESSAGING_EXAMPLE]
 
 
 def _messaging_example() -> None:
-    """The pipeline of components/messaging.py's docstring, as a team would build it."""
-    from components import iam
-    from components.ledger import Table, TableArgs
-    from components.messaging import (
-        Queue,
-        QueueArgs,
-        QueueFunction,
-        QueueFunctionArgs,
-        Topic,
-        TopicArgs,
-        TopicFeed,
-    )
-    from components.signing import CodeSigning, CodeSigningArgs
+    """The pipeline of awsblocks.messaging's docstrings, as a team would build it."""
+    from awsblocks.data.table import Table, TableArgs
+    from awsblocks.functions.code_signing import CodeSigning, CodeSigningArgs
+    from awsblocks.functions.queue_function import QueueFunction, QueueFunctionArgs
+    from awsblocks.messaging.queue import Queue, QueueArgs
+    from awsblocks.messaging.subscription import TopicFeed
+    from awsblocks.messaging.topic import Topic, TopicArgs
+    from awsblocks.security import iam
 
     package = Path(tempfile.mkdtemp(prefix="shipper-")) / "shipper.zip"
     with zipfile.ZipFile(package, "w") as archive:
@@ -104,8 +99,8 @@ def _messaging_example() -> None:
 
 
 def _web_example() -> None:
-    """components/web_service.py's WebService with a prebuilt image (nothing is built)."""
-    from components.web_service import WebService, WebServiceArgs
+    """components/awsblocks/web/web_service.py's WebService with a prebuilt image (nothing is built)."""
+    from awsblocks.web.web_service import WebService, WebServiceArgs
 
     WebService(
         "web",

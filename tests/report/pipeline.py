@@ -9,21 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components import iam
-from components.ledger import Table, TableArgs
-from components.messaging import (
-    Function,
-    FunctionArgs,
-    Queue,
-    QueueArgs,
-    QueueFunction,
-    QueueFunctionArgs,
-    ScheduledFunction,
-    ScheduledFunctionArgs,
-    Topic,
-    TopicArgs,
-    TopicFeed,
-)
+from awsblocks.data.table import Table, TableArgs
+from awsblocks.functions.function import Function, FunctionArgs
+from awsblocks.functions.queue_function import QueueFunction, QueueFunctionArgs
+from awsblocks.functions.scheduled_function import ScheduledFunction, ScheduledFunctionArgs
+from awsblocks.messaging.queue import Queue, QueueArgs
+from awsblocks.messaging.subscription import TopicFeed
+from awsblocks.messaging.topic import Topic, TopicArgs
+from awsblocks.security import iam
 
 CODE = str(Path(__file__).resolve().parent)
 """Any directory works as a function package under the mocks."""

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.base import Component
+from awsblocks.core import Component
 
 NONCURRENT_VERSION_DAYS = 7
 INCOMPLETE_UPLOAD_DAYS = 7

@@ -1,6 +1,6 @@
 """`Network`: a VPC a team can trust with its money and its upgrades.
 
-- Public and private subnets per AZ from a fixed layout (`components.cidr`): adding an AZ
+- Public and private subnets per AZ from a fixed layout (`awsblocks.network.cidr`): adding an AZ
   never changes an existing subnet's CIDR, so upgrades never replace subnets.
 - NAT is an explicit choice (`none | single | instance | per_az`); there is no default that
   costs money. Trade-offs (ap-northeast-2 list prices, 730 h a month):
@@ -51,9 +51,9 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.base import Component, account_facts
-from components.cidr import MAX_AZS, subnet_layout
-from components.encryption import key_arn_or_own
+from awsblocks.core import Component, account_facts, assume_role_policy
+from awsblocks.network.cidr import MAX_AZS, subnet_layout
+from awsblocks.security.encryption_key import key_arn_or_own
 
 NatStrategy = Literal["none", "single", "instance", "per_az"]
 NAT_STRATEGIES: tuple[str, ...] = ("none", "single", "instance", "per_az")
@@ -170,7 +170,7 @@ class Network(Component):
                 "(ami-...) or resolve:ssm:<parameter name>"
             )
         layout = subnet_layout(args.cidr, len(azs))  # raises on a bad CIDR before anything exists
-        super().__init__("network", "Network", name, args.tags, opts)
+        super().__init__("Network", name, args.tags, opts)
         facts = account_facts(self)
         self.cidr = args.cidr
         self.availability_zones = azs
@@ -467,19 +467,7 @@ class Network(Component):
         )
         role = aws.iam.Role(
             f"{name}-flow-logs-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com", source_account=account_id),
             tags=self.named_tags(f"{name}-flow-logs-role"),
             opts=self.child_opts(),
         )

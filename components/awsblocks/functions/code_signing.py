@@ -1,7 +1,7 @@
 """Lambda code signing with AWS Signer: the pieces a stack declares once and every function shares.
 
 `CodeSigning` declares
-- a private artifact bucket (`components.storage.private_bucket`: versioned, encrypted, public
+- a private artifact bucket (`awsblocks.data.bucket.private_bucket`: versioned, encrypted, public
   access blocked, TLS only): deployment packages are uploaded there, and AWS Signer writes the
   signed copies beside them under `signed/`. Signer signs one *version* of an object, so the
   bucket must be versioned;
@@ -10,7 +10,7 @@
   **enforces** it: Lambda refuses a package (or a layer) that this profile did not sign, or that
   was changed after signing (the API's default is only to warn).
 
-Functions of `components.messaging` take it as `FunctionArgs.code_signing`: each uploads its
+Every function component (`awsblocks.functions`) takes it as `FunctionArgs.code_signing`: each uploads its
 archive, signs that exact object version with a `signer.SigningJob` and deploys from the signed
 object with the configuration attached. `SignedLayer` publishes a Lambda layer the same way:
 with enforcement on, every layer a function uses must be signed by an allowed profile too, so a
@@ -37,8 +37,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.base import Component
-from components.storage import private_bucket, tls_only_statement
+from awsblocks.core import Component
+from awsblocks.data.bucket import private_bucket, tls_only_statement
 
 PLATFORM_ID = "AWSLambda-SHA384-ECDSA"
 """The Signer platform for Lambda packages and layers."""
@@ -124,7 +124,7 @@ class CodeSigning(Component):
 
     def __init__(self, name: str, args: CodeSigningArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         validate_code_signing_args(name, args)
-        super().__init__("signing", "CodeSigning", name, args.tags, opts)
+        super().__init__("CodeSigning", name, args.tags, opts)
         bucket, _ = private_bucket(
             self,
             f"{name}-artifacts",
@@ -244,48 +244,3 @@ def check_signable(where: str, code: object) -> str:
         f"{where}: code={code!r} with code_signing; allowed: a path to a .zip file (Signer signs one "
         "zip object; build it deterministically so an unchanged package is not signed again)"
     )
-
-
-@dataclass
-class SignedLayerArgs:
-    """Arguments of `SignedLayer`.
-
-    Attributes:
-        archive: Path to the layer's .zip (Python packages under `python/`).
-        code_signing: The stack's `CodeSigningRef`: the layer is signed by its profile.
-        compatible_runtimes: Runtimes the layer declares. Default none.
-        compatible_architectures: Architectures the layer declares. Default none.
-        description: Shown in the Lambda console. Default empty.
-        tags: Tags for the uploaded object (layers take no tags).
-    """
-
-    archive: str
-    code_signing: CodeSigningRef
-    compatible_runtimes: Sequence[str] = ()
-    compatible_architectures: Sequence[str] = ()
-    description: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-class SignedLayer(Component):
-    """A Lambda layer published from a package signed by the stack's profile. Output: `arn` (the
-    layer version ARN to pass in `FunctionArgs.layers`)."""
-
-    arn: pulumi.Output[str]
-
-    def __init__(self, name: str, args: SignedLayerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        archive = check_signable(f"SignedLayer {name}", args.archive)
-        super().__init__("signing", "SignedLayer", name, args.tags, opts)
-        signed = sign_archive(self, name, archive, args.code_signing, kind="layer")
-        layer = aws.lambda_.LayerVersion(
-            f"{name}-layer",
-            layer_name=name,
-            s3_bucket=signed.bucket,
-            s3_key=signed.key,
-            compatible_runtimes=list(args.compatible_runtimes) or None,
-            compatible_architectures=list(args.compatible_architectures) or None,
-            description=args.description or None,
-            opts=self.child_opts(),
-        )
-        self.arn = layer.arn
-        self.register_outputs({"arn": layer.arn})

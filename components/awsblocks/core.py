@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-TYPE_PREFIX = "crowdfunding"
+PACKAGE = "awsblocks"
+"""The package part of every component's type token, and the Pulumi package name other languages use."""
+EMAIL_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+"""Roughly an email address: enough to catch a typo before AWS sends a confirmation nowhere."""
+SID_UNSAFE = re.compile(r"[^A-Za-z0-9]")
+"""Characters an IAM statement id may not contain."""
 
 
-def type_token(module: str, name: str) -> str:
-    """`crowdfunding:<module>:<Name>`: the token every component registers under."""
-    return f"{TYPE_PREFIX}:{module}:{name}"
+def type_token(name: str) -> str:
+    """`awsblocks:index:<Name>`: the token every component registers under (Pulumi packages keep
+    their components in the `index` module, which is what another language's SDK imports)."""
+    return f"{PACKAGE}:index:{name}"
 
 
 class Component(pulumi.ComponentResource):
@@ -25,13 +34,12 @@ class Component(pulumi.ComponentResource):
 
     def __init__(
         self,
-        module: str,
         type_name: str,
         name: str,
         tags: Mapping[str, str] | None,
         opts: pulumi.ResourceOptions | None,
     ) -> None:
-        super().__init__(type_token(module, type_name), name, None, opts)
+        super().__init__(type_token(type_name), name, None, opts)
         self.component_name = name
         self.tags: dict[str, str] = {**(tags or {}), "component": name}
 
@@ -78,3 +86,36 @@ def account_facts(parent: pulumi.Resource) -> AccountFacts:
         partition=partition.partition,
         dns_suffix=partition.dns_suffix,
     )
+
+
+def policy_json(statements: list[dict[str, Any]]) -> pulumi.Output[str]:
+    """A JSON policy document from statements whose values may be Outputs."""
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def account_root_arn(facts: AccountFacts) -> str:
+    """The account's root principal: "anyone in this account whom IAM allows"."""
+    return f"arn:{facts.partition}:iam::{facts.account_id}:root"
+
+
+def assume_role_policy(
+    service_principal: str, *, source_account: str | None = None, source_arn_like: str | None = None
+) -> str:
+    """The trust policy letting one AWS service principal (`lambda.amazonaws.com`, …) assume a role.
+
+    `source_account` (and `source_arn_like`) limit it to acting on behalf of this account (and
+    those resources): the confused-deputy guard AWS recommends where the service sets them.
+    """
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service_principal},
+        "Action": "sts:AssumeRole",
+    }
+    condition: dict[str, Any] = {}
+    if source_account is not None:
+        condition["StringEquals"] = {"aws:SourceAccount": source_account}
+    if source_arn_like is not None:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn_like}
+    if condition:
+        statement["Condition"] = condition
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})

@@ -4,10 +4,10 @@
 ALB and target-group ARN suffixes, ECS cluster and service names, a custom metric namespace and
 its metric names, log groups) and creates:
 
-- an operations dashboard `<prefix>-operations` (`dashboards.operations`);
+- an operations dashboard `<prefix>-operations` (`awsblocks.observability.operations`);
 - a business dashboard `<prefix>-business` when custom metrics or log panels are given
-  (`dashboards.business`);
-- the alarms of `dashboards.alarms.alarms_for`, each notifying `alarm_topic_arn` on alarm and on
+  (`awsblocks.observability.business`);
+- the alarms of `awsblocks.observability.alarms.alarms_for`, each notifying `alarm_topic_arn` on alarm and on
   recovery: queue age, DLQ not empty (unless `dead_letter_alarm_exists` says the queue's own
   component already made one), function errors and throttles, table throttles, ALB 5xx rate,
   ECS running tasks below desired.
@@ -42,11 +42,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.base import Component, account_facts
-from dashboards.alarms import AlarmSpec, AlarmThresholds, MetricQuery, MetricStat, alarms_for
-from dashboards.business import CustomMetrics, LogPanel, business_dashboard
-from dashboards.operations import operations_dashboard
-from dashboards.refs import Watched
+from awsblocks.core import Component, account_facts
+from awsblocks.observability.alarms import AlarmSpec, AlarmThresholds, MetricQuery, MetricStat, alarms_for
+from awsblocks.observability.business import CustomMetrics, LogPanel, business_dashboard
+from awsblocks.observability.operations import operations_dashboard
+from awsblocks.observability.refs import Watched
 
 _DASHBOARD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,240}$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_./#:-]{1,255}$")
@@ -59,10 +59,10 @@ class ObservabilityArgs:
 
     Attributes:
         alarm_topic_arn: SNS topic every alarm notifies (on alarm and on recovery). Its policy
-            must let CloudWatch publish (`components.messaging.TopicArgs(publisher_services=["cloudwatch"])`).
+            must let CloudWatch publish (`TopicArgs(publisher_services=["cloudwatch"])`).
         dashboard_name_prefix: Dashboards are named `<prefix>-operations` and `<prefix>-business`
             (unique per account and region: include the stage). Letters, digits, `-`, `_`.
-        watched: The resources on the operations dashboard and under alarms (`dashboards.refs`).
+        watched: The resources on the operations dashboard and under alarms (`awsblocks.observability.refs`).
             At least one resource.
         thresholds: When the alarms fire. Default `AlarmThresholds()` (see its defaults).
         custom_metrics: Custom (e.g. EMF) metrics for the business dashboard. Default none.
@@ -87,7 +87,7 @@ def validate_observability_args(name: str, args: ObservabilityArgs) -> None:
     where = f"Observability {name}"
     if not isinstance(args.watched, Watched) or args.watched.empty:
         raise ValueError(
-            f"{where}: watched={args.watched!r}; allowed: a dashboards.refs.Watched with at least one "
+            f"{where}: watched={args.watched!r}; allowed: a Watched with at least one "
             "queue, function, table, load balancer or service"
         )
     longest = f"{args.dashboard_name_prefix}-operations"
@@ -97,9 +97,7 @@ def validate_observability_args(name: str, args: ObservabilityArgs) -> None:
             "digits, '-' or '_'"
         )
     if not isinstance(args.thresholds, AlarmThresholds):
-        raise ValueError(
-            f"{where}: thresholds={args.thresholds!r}; allowed: a dashboards.alarms.AlarmThresholds"
-        )
+        raise ValueError(f"{where}: thresholds={args.thresholds!r}; allowed: an AlarmThresholds")
     metrics = args.custom_metrics
     if metrics is not None:
         if not _NAMESPACE.match(metrics.namespace) or metrics.namespace.startswith("AWS/"):
@@ -138,7 +136,7 @@ class Observability(Component):
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         validate_observability_args(name, args)
-        super().__init__("observability", "Observability", name, args.tags, opts)
+        super().__init__("Observability", name, args.tags, opts)
         region = account_facts(self).region
         watched = args.watched
         thresholds = args.thresholds

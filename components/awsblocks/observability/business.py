@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
-from dashboards.layout import Widget, dashboard_body
-from dashboards.refs import V
-from dashboards.widgets import expression, graph, log_table, search
+from awsblocks.observability.layout import Widget, dashboard_body
+from awsblocks.observability.refs import V
+from awsblocks.observability.widgets import expression, graph, log_table, search
 
 
 @dataclass(frozen=True)

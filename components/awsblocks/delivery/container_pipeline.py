@@ -43,10 +43,11 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.base import AccountFacts, Component, account_facts
-from components.encryption import key_arn_or_own
-from components.iam import Grant, ecr_pull, kms_use, logs_write, policy_document
-from components.storage import private_bucket, tls_only_statement
+from awsblocks.aws_values import LOG_RETENTION_DAYS
+from awsblocks.core import AccountFacts, Component, account_facts, assume_role_policy
+from awsblocks.data.bucket import private_bucket, tls_only_statement
+from awsblocks.security.encryption_key import key_arn_or_own
+from awsblocks.security.iam import Grant, ecr_pull, kms_use, logs_write, policy_document
 
 BuildArchitecture = Literal["X86_64", "ARM64"]
 
@@ -88,7 +89,6 @@ _ECR_URL = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.[a-z0-9.]+/(?P<name>[a-z0-9._/-]+)$"
 )
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-_LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
 
 
 def ecr_repository_arn(repository_url: str, partition: str = "aws") -> str:
@@ -212,10 +212,10 @@ def validate_container_pipeline_args(name: str, args: ContainerPipelineArgs) -> 
         raise ValueError(f"{where}: build_timeout_minutes={args.build_timeout_minutes}; allowed: 5 to 480")
     if not 1 <= args.deploy_timeout_minutes <= 60:
         raise ValueError(f"{where}: deploy_timeout_minutes={args.deploy_timeout_minutes}; allowed: 1 to 60")
-    if args.log_retention_days not in _LOG_RETENTION_DAYS:
+    if args.log_retention_days not in LOG_RETENTION_DAYS:
         raise ValueError(
             f"{where}: log_retention_days={args.log_retention_days}; allowed: "
-            + ", ".join(map(str, _LOG_RETENTION_DAYS))
+            + ", ".join(map(str, LOG_RETENTION_DAYS))
         )
     if args.artifact_retention_days < 1:
         raise ValueError(
@@ -317,20 +317,8 @@ def pipeline_grants(
     ]
 
 
-def _assume_role_policy(service: str, facts: AccountFacts) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": f"{service}.{facts.dns_suffix}"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": facts.account_id}},
-                }
-            ],
-        }
-    )
+def _service_role_trust(service: str, facts: AccountFacts) -> str:
+    return assume_role_policy(f"{service}.{facts.dns_suffix}", source_account=facts.account_id)
 
 
 def _artifact_bucket_policy(bucket_arn: str) -> str:
@@ -359,7 +347,7 @@ class ContainerPipeline(Component):
         self, name: str, args: ContainerPipelineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         validate_container_pipeline_args(name, args)
-        super().__init__("delivery", "ContainerPipeline", name, args.tags, opts)
+        super().__init__("ContainerPipeline", name, args.tags, opts)
         facts = account_facts(self)
         self._label = name
         self._spec = args
@@ -382,7 +370,7 @@ class ContainerPipeline(Component):
         build_role = aws.iam.Role(
             f"{name}-build-role",
             description=f"{name}: CodeBuild tests, builds and pushes the image (one repository)",
-            assume_role_policy=_assume_role_policy("codebuild", facts),
+            assume_role_policy=_service_role_trust("codebuild", facts),
             tags=self.named_tags(f"{name}-build-role"),
             opts=self.child_opts(),
         )
@@ -408,7 +396,7 @@ class ContainerPipeline(Component):
         pipeline_role = aws.iam.Role(
             f"{name}-pipeline-role",
             description=f"{name}: CodePipeline reads the source, starts the build, deploys one service",
-            assume_role_policy=_assume_role_policy("codepipeline", facts),
+            assume_role_policy=_service_role_trust("codepipeline", facts),
             tags=self.named_tags(f"{name}-pipeline-role"),
             opts=self.child_opts(),
         )

@@ -27,8 +27,8 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.base import Component
-from components.encryption import key_arn_or_own
+from awsblocks.core import Component
+from awsblocks.security.encryption_key import key_arn_or_own
 
 AttributeType = Literal["S", "N", "B"]
 ATTRIBUTE_TYPES: tuple[str, ...] = ("S", "N", "B")
@@ -169,7 +169,7 @@ class Table(Component):
 
     def __init__(self, name: str, args: TableArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         validate_table_args(name, args)
-        super().__init__("ledger", "Table", name, args.tags, opts)
+        super().__init__("Table", name, args.tags, opts)
         kms_key_arn = key_arn_or_own(self, args.kms_key_arn, f"{name}-table-key", f"DynamoDB table {name}")
 
         table = aws.dynamodb.Table(

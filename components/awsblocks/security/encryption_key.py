@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.base import AccountFacts, Component, account_facts
+from awsblocks.core import AccountFacts, Component, account_facts
 
 Condition = dict[str, dict[str, Any]]
 
@@ -148,7 +148,7 @@ def service_statements(facts: AccountFacts, services: Sequence[str]) -> list[dic
         raise ValueError(
             f"service principals {unknown} have no documented key-policy statement here; allowed: "
             f"{', '.join(sorted(SERVICE_KEY_USES))} (add the service to "
-            "components.encryption.SERVICE_KEY_USES with the condition AWS documents for it)"
+            "awsblocks.security.encryption_key.SERVICE_KEY_USES with the condition AWS documents for it)"
         )
     grouped: dict[str, tuple[ServiceKeyUse, set[str]]] = {}
     for service in sorted(set(services)):
@@ -208,9 +208,9 @@ class EncryptionKey(Component):
             raise ValueError(
                 f"EncryptionKey {name}: service_principals has {unknown}; allowed: "
                 f"{', '.join(sorted(SERVICE_KEY_USES))} (a new service needs its entry in "
-                "components.encryption.SERVICE_KEY_USES, with the condition AWS documents for it)"
+                "awsblocks.security.encryption_key.SERVICE_KEY_USES, with the condition AWS documents for it)"
             )
-        super().__init__("security", "EncryptionKey", name, args.tags, opts)
+        super().__init__("EncryptionKey", name, args.tags, opts)
         facts = account_facts(self)
         statements: list[dict[str, object]] = [
             {
@@ -287,3 +287,10 @@ def key_arn_or_own(
         opts=owner.child_opts(),
     )
     return key.key_arn
+
+
+def own_key(
+    component: Component, name: str, description: str, services: Sequence[str], *, logs: bool = False
+) -> pulumi.Output[str]:
+    """A CMK of the component's own (`key_arn_or_own` without a given key)."""
+    return key_arn_or_own(component, None, name, description, services=services, logs=logs)

@@ -42,7 +42,7 @@ class WatchedQueue(Generic[V]):
         is_dead_letter: The queue is itself a dead-letter queue (e.g. of a schedule): it is
             watched for depth only, with no age alarm. Default False.
         dead_letter_alarm_exists: A "DLQ not empty" alarm on the dead-letter queue (or on this
-            queue, when `is_dead_letter`) already exists, as `components.messaging.Queue` creates
+            queue, when `is_dead_letter`) already exists, as `awsblocks.messaging.queue.Queue` creates
             one: no second alarm is made. Default False (the component creates it).
     """
 

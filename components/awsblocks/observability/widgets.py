@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dashboards.layout import Widget
+from awsblocks.observability.layout import Widget
 
 Line = list[Any]
 """One entry of a metric widget's `metrics` list."""

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal
 
-from dashboards.refs import (
+from awsblocks.observability.refs import (
     V,
     Watched,
     WatchedFunction,

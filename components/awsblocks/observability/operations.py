@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.alarms import AlarmThresholds
-from dashboards.layout import Widget, dashboard_body
-from dashboards.refs import Watched
-from dashboards.widgets import Line, expression, graph, metric, quoted
+from awsblocks.observability.alarms import AlarmThresholds
+from awsblocks.observability.layout import Widget, dashboard_body
+from awsblocks.observability.refs import Watched
+from awsblocks.observability.widgets import Line, expression, graph, metric, quoted
 
 PERIOD = 300
 

@@ -4,7 +4,7 @@ What a team gets from one declaration:
 
 - **Image**: an ECR repository (scan on push, immutable tags, KMS encryption, a lifecycle
   policy keeping the last N images) and the image built from a context directory with
-  `pulumi_docker`, tagged by the content of the context (`components.build_context`). The task
+  `pulumi_docker`, tagged by the content of the context (`awsblocks.web.build_context`). The task
   definition runs the image **by digest** (`<repository>@sha256:…`, the digest the push
   returned), never by tag: what runs is pinned by content, whichever tag names it. The content
   tag is only the build's name, and it is the one tag pattern (`ctx-*`) the repository lets a
@@ -58,22 +58,24 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_docker as docker
 
-from components.base import AccountFacts, Component, account_facts
-from components.build_context import TAG_PREFIX, context_tag
-from components.encryption import key_arn_or_own
-from components.iam import (
+from awsblocks.aws_values import ACM_CERTIFICATE_ARN, FARGATE_MEMORY_MB, fargate_memory_options
+from awsblocks.core import AccountFacts, Component, account_facts, assume_role_policy
+from awsblocks.data.bucket import private_bucket, tls_only_statement
+from awsblocks.security.encryption_key import key_arn_or_own
+from awsblocks.security.iam import (
     Grant,
     ecr_pull,
     kms_decrypt,
@@ -82,21 +84,11 @@ from components.iam import (
     secrets_read,
     ssm_read_parameters,
 )
-from components.storage import private_bucket, tls_only_statement
+from awsblocks.web.build_context import TAG_PREFIX, context_tag
 
 CpuArchitecture = Literal["X86_64", "ARM64"]
 DesyncMode = Literal["defensive", "strictest"]
 
-FARGATE_MEMORY_MB: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4096 + 1, 1024)),
-    1024: tuple(range(2048, 8192 + 1, 1024)),
-    2048: tuple(range(4096, 16384 + 1, 1024)),
-    4096: tuple(range(8192, 30720 + 1, 1024)),
-    8192: tuple(range(16384, 61440 + 1, 4096)),
-    16384: tuple(range(32768, 122880 + 1, 8192)),
-}
-"""Fargate's allowed memory (MiB) for each CPU size (CPU units; 1024 = one vCPU)."""
 
 DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 CONTENT_TAG_FILTER = TAG_PREFIX + "*"
@@ -136,17 +128,11 @@ _SECRET_LIKE = re.compile(
     r"|(^|_)KEY$|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY|SIGNING_?KEY",
     re.IGNORECASE,
 )
-_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 _SSM_PARAMETER_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter/.+$")
 _SECRETS_MANAGER_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
 _ROOT_USERS = ("root", "0")
 _MODERN_SSL_POLICY = re.compile(r"^ELBSecurityPolicy-TLS13-1-[23]-[A-Za-z0-9-]+$")
 """TLS 1.3 offered, nothing below 1.2 accepted (the ELB policies named TLS13-1-2-… and TLS13-1-3-…)."""
-
-
-def fargate_memory_options(cpu: int) -> tuple[int, ...]:
-    """Memory sizes (MiB) Fargate allows with `cpu` units; empty for a CPU size Fargate lacks."""
-    return FARGATE_MEMORY_MB.get(cpu, ())
 
 
 def looks_secret(env_name: str) -> bool:
@@ -352,7 +338,7 @@ def validate_web_service_args(name: str, args: WebServiceArgs) -> None:
     if args.requests_per_target < 1:
         raise ValueError(f"{where}: requests_per_target={args.requests_per_target}; allowed: 1 or more")
     _validate_environment(where, args)
-    if args.certificate_arn is not None and not _ACM_ARN.match(args.certificate_arn):
+    if args.certificate_arn is not None and not ACM_CERTIFICATE_ARN.match(args.certificate_arn):
         raise ValueError(
             f"{where}: certificate_arn={args.certificate_arn!r} is not an ACM certificate ARN; "
             "allowed: arn:aws:acm:<region>:<account>:certificate/<id>"
@@ -423,6 +409,17 @@ def _relative_to_cwd(path: Path) -> str:
         return str(resolved)
 
 
+def _docker_provider(name: str) -> ModuleType:
+    """pulumi-docker, an optional dependency: only a service built from a context needs it."""
+    try:
+        return importlib.import_module("pulumi_docker")
+    except ImportError as error:
+        raise ValueError(
+            f"WebService {name}: build_context needs pulumi-docker; install it with "
+            "`pip install 'awsblocks[docker]'`, or pass image_uri instead"
+        ) from error
+
+
 class WebService(Component):
     """Fargate service behind an ALB, with its image, roles, logs, autoscaling and optional WAF.
 
@@ -462,7 +459,7 @@ class WebService(Component):
                 platform=PLATFORM_OF_ARCHITECTURE[args.cpu_architecture],
                 build_args=args.build_args,
             )
-        super().__init__("compute", "WebService", name, args.tags, opts)
+        super().__init__("WebService", name, args.tags, opts)
         facts = account_facts(self)
         self._label = name
         self._spec = args
@@ -629,6 +626,7 @@ class WebService(Component):
             return pulumi.Output.from_input(args.image_uri)
         assert args.build_context is not None and image_tag is not None  # checked by validation
         context = Path(args.build_context)
+        docker = _docker_provider(name)
         token = aws.ecr.get_authorization_token_output(
             registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
         )
@@ -654,21 +652,8 @@ class WebService(Component):
     # --- identity -------------------------------------------------------------------------
 
     def _assume_role_policy(self, facts: AccountFacts) -> str:
-        return json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                        "Condition": {
-                            "StringEquals": {"aws:SourceAccount": facts.account_id},
-                            "ArnLike": {"aws:SourceArn": facts.arn("ecs", "*")},
-                        },
-                    }
-                ],
-            }
+        return assume_role_policy(
+            "ecs-tasks.amazonaws.com", source_account=facts.account_id, source_arn_like=facts.arn("ecs", "*")
         )
 
     def _roles(

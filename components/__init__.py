@@ -1,1 +1,0 @@
-"""Reusable, product-agnostic Pulumi components (type tokens `crowdfunding:<module>:<Name>`)."""

@@ -1,0 +1,1 @@
+"""Auth: a Cognito user pool and app client whose JWTs an API verifies (`UserPool`)."""

@@ -1,0 +1,1 @@
+"""Delivery: a container pipeline (CodePipeline → CodeBuild → ECR → ECS deploy)."""

@@ -1,0 +1,1 @@
+"""Functions: Lambda functions (untriggered, queue-fed, scheduled) and their code signing."""

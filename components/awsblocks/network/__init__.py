@@ -1,0 +1,1 @@
+"""Network: a VPC with stable subnet CIDRs, an explicit NAT choice, flow logs and private endpoints."""

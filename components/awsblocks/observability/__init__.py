@@ -1,0 +1,1 @@
+"""Observability: dashboards and alarms (`Observability`) from pure JSON builders (grid, widgets, alarms)."""
