@@ -44,31 +44,31 @@ fault-run: $(STAMP) ## the big fault run alone, with its figures (every knob on,
 	$(VENV)/bin/pytest -m fault_run tests/e2e/test_fault_run.py -s
 
 preview: $(STAMP) ## offline preview of STACK (default dev): what `pulumi preview` would create
-	$(PY) -m infra.preview $(STACK)
+	$(PY) -m toolchain.preview $(STACK)
 
 report: $(STAMP) ## reviewer's report for STACK (BASE=<git ref> adds a diff): report/<stack>.md and .json
-	$(PY) -m infra.report $(STACK) $(if $(BASE),--base $(BASE),)
+	$(PY) -m toolchain.report $(STACK) $(if $(BASE),--base $(BASE),)
 
 # Knobs of `make run` (environment variables; README "Running it locally"): AWS_FAULT_RATE,
 # CRASH_RATE, DUPLICATE_RATE, FAULT_SEED, PG_TRANSIENT_FAILURE_RATE, PG_DECLINE_RATE, PG_LATENCY_MS,
 # PG_SEED, MAPPING_CONCURRENCY_CAP, TIME_SCALE, PORT, EMULATOR_PORT.
 run: $(STAMP) ## the whole system on the embedded AWS emulator (127.0.0.1), in the foreground (fault knobs: see README)
-	$(PY) -m infra.local
+	$(PY) -m toolchain.embedded
 
 token: $(STAMP) ## print a bearer token for USER=<name> on the running local system
-	@$(PY) -m infra.local.token "$(USER)"
+	@$(PY) -m toolchain.embedded.token "$(USER)"
 
 demo: $(STAMP) ## a scripted story against the running local system (or one it starts)
-	$(PY) -m infra.local.demo
+	$(PY) -m local.demo
 
 iam-report: $(STAMP) ## per role: grants used and UNUSED, calls DENIED (running system, or a demo run)
-	$(PY) -m infra.local.iam_report
+	$(PY) -m toolchain.embedded.iam_report
 
 audit: $(STAMP) ## audit every campaign's books (local system; ARGS='--fundings T ... --stack S' for a stack)
-	$(PY) -m infra.local.audit $(ARGS)
+	$(PY) -m local.audit $(ARGS)
 
 docs: $(STAMP) ## regenerate README.md's generated sections from the program
-	$(PY) -m infra.docs
+	$(PY) -m toolchain.docs
 
 lock: ## re-resolve requirements.in into requirements.lock (needs the package index)
 	rm -rf .lockvenv && $(PYTHON_BOOTSTRAP) -m venv .lockvenv

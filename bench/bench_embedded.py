@@ -30,12 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from infra.local.demo import Api, campaign_body, table_name
-from infra.local.emulator import CPU_PATH, emulator_client, local_call
-from infra.local.runtime import free_port
-from infra.local.system import LocalSystem, SystemOptions
-from infra.local.token import issue_token
 from lambdas.shared.contract import PAYMENTS_TABLE, TERMINAL_PAYMENT_STATES
+from local.demo import Api, campaign_body, table_name
+from toolchain.embedded.emulator import CPU_PATH, emulator_client, local_call
+from toolchain.embedded.runtime import free_port
+from toolchain.embedded.system import LocalSystem, SystemOptions
+from toolchain.embedded.token import issue_token
 
 TERMINAL = {str(s) for s in TERMINAL_PAYMENT_STATES}
 DEADLINE_SECONDS = 300

@@ -1,7 +1,7 @@
 """Time the reviewer's report per stack: `.venv/bin/python bench/bench_report.py [stack ...]`.
 
 Target: one stack's report in under 10 seconds. Each stack is timed as `make report` runs it:
-a fresh process (`python -m infra.report <stack> --json-only`, interpreter start and imports
+a fresh process (`python -m toolchain.report <stack> --json-only`, interpreter start and imports
 included), best and median of `--runs`, plus the in-process split between synthesis and the
 report itself (estimate, topology, policies, diagram, rendering) from one more run.
 """
@@ -22,10 +22,10 @@ TARGET_SECONDS = 10.0
 
 
 def time_process(stack: str) -> float:
-    """Wall-clock seconds of one `python -m infra.report <stack> --json-only`."""
+    """Wall-clock seconds of one `python -m toolchain.report <stack> --json-only`."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "infra.report", stack, "--json-only"],
+        [sys.executable, "-m", "toolchain.report", stack, "--json-only"],
         cwd=ROOT,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -38,10 +38,10 @@ def time_in_process(stack: str) -> tuple[float, float]:
     """(synthesis seconds, report seconds) in this process."""
     import contextlib
 
-    from infra.report import build_report
-    from infra.report.__main__ import stated_load
-    from infra.report.render import render_json, render_markdown
-    from infra.synth import synthesize
+    from toolchain.project import synthesize
+    from toolchain.report import build_report
+    from toolchain.report.__main__ import stated_load
+    from toolchain.report.render import render_json, render_markdown
 
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
@@ -54,7 +54,7 @@ def time_in_process(stack: str) -> tuple[float, float]:
 
 
 def main() -> int:
-    from infra.synth import stack_names
+    from toolchain.project import stack_names
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stacks", nargs="*", help="stacks to time (default: every committed stack)")

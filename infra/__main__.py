@@ -30,7 +30,8 @@ def _resolves_to(entry: str, directory: Path) -> bool:
 
 def use_this_checkout() -> None:
     """Make this checkout's packages the ones `import` finds, whatever else the venv holds."""
-    sys.path[:] = [entry for entry in sys.path if not _resolves_to(entry, PROGRAM_DIR)]
+    ours = (PROGRAM_DIR, CHECKOUT, LIBRARY)
+    sys.path[:] = [entry for entry in sys.path if not any(_resolves_to(entry, path) for path in ours)]
     sys.path[:0] = [str(CHECKOUT), str(LIBRARY)]
 
 

@@ -1,6 +1,6 @@
-"""From the mock harness (`infra.synth`) to `ResourceView`s, without importing the harness.
+"""From the mock harness (`toolchain.project`) to `ResourceView`s, without importing the harness.
 
-Anything shaped like `infra.synth.DeclaredResource` (type, name, urn, inputs, state) or a
+Anything shaped like `toolchain.project.DeclaredResource` (type, name, urn, inputs, state) or a
 `Synthesis` (iterable of them with `cloud_resources`) works.
 """
 
@@ -16,7 +16,7 @@ from policies.waivers import WAIVERS
 
 
 class Declared(Protocol):
-    """The part of `infra.synth.DeclaredResource` the adapter reads."""
+    """The part of `toolchain.project.DeclaredResource` the adapter reads."""
 
     type: str
     name: str
@@ -26,7 +26,7 @@ class Declared(Protocol):
 
 
 class HasCloudResources(Protocol):
-    """The part of `infra.synth.Synthesis` the adapter reads."""
+    """The part of `toolchain.project.Synthesis` the adapter reads."""
 
     @property
     def cloud_resources(self) -> list[Any]: ...

@@ -1,7 +1,7 @@
 """What a rule sees: one resource (type, name, urn, inputs) and, for cross-resource rules, the stack.
 
 `ResourceView` is independent of where the resource came from: the mock harness
-(`infra.synth.DeclaredResource`, adapted in `policies.adapters`) or the Pulumi policy engine
+(`toolchain.project.DeclaredResource`, adapted in `policies.adapters`) or the Pulumi policy engine
 (`pulumi_policy.PolicyResource` / `ResourceValidationArgs`, adapted in `policies.pack`).
 
 During a real `pulumi preview` some values are not known yet (an ARN of a queue that does not

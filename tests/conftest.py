@@ -6,8 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+from awsblocks.testing import Synthesis
 
-from infra.synth import Synthesis, synthesize
+from toolchain.project import synthesize
 
 TEST_REGION = "ap-northeast-2"
 COMPONENT_CONFIG = {"aws:region": TEST_REGION}

@@ -1,6 +1,6 @@
 """A campaign's books, audited from its tables and its ledger. Pure: no AWS calls, no clock.
 
-The scheduled `books_auditor` function and `make audit` (infra/local/audit.py) read the same
+The scheduled `books_auditor` function and `make audit` (local/audit.py) read the same
 three things per campaign — the campaign item, its payment items, its ledger rows — and hand
 them to `audit_campaign`, which returns a balance sheet and the findings. Nothing here reads a
 table, so both tools check exactly the same rules (DESIGN §3):

@@ -163,8 +163,8 @@ def test_the_image_serves_without_a_server_banner(served_like_the_image: str) ->
 
 
 def test_the_local_system_serves_the_api_without_a_banner_too() -> None:
-    """infra/local/system.py starts uvicorn itself; it must pass the same flag as the image."""
-    source = (ROOT / "infra" / "local" / "system.py").read_text()
+    """toolchain/embedded/system.py starts uvicorn itself; it must pass the same flag as the image."""
+    source = (ROOT / "toolchain" / "embedded" / "system.py").read_text()
     launch = re.search(r'"app\.main:app",(?P<args>[^\]]*)\]', source)
     assert launch, "the local system no longer starts uvicorn with `app.main:app` and its flags as expected"
     args = shlex.split(launch.group("args").replace(",", " "))

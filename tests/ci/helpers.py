@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from infra.synth import REPO_ROOT
+from toolchain.project import REPO_ROOT
 
 _TARGET = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)\s*:(?!=)", re.MULTILINE)
 _MAKE_CALL = re.compile(r"(?:^|[;&|(]\s*|\s)make\s+([A-Za-z0-9][A-Za-z0-9_.-]*)")

@@ -17,8 +17,8 @@ from awsblocks.delivery.container_pipeline import (
 )
 
 from infra.api_service import DOCKERFILE
-from infra.synth import REPO_ROOT
 from tests.ci.helpers import make_calls, make_targets
+from toolchain.project import REPO_ROOT
 
 BUILDSPEC = REPO_ROOT / ContainerPipelineArgs.buildspec
 PHASES = ("install", "pre_build", "build", "post_build")

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.synth import REPO_ROOT, stack_names
 from tests.ci.helpers import make_calls, make_targets
+from toolchain.project import REPO_ROOT, stack_names
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 PULL_REQUEST = WORKFLOWS / "pull-request.yml"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from awsblocks.auth.user_pool import UserPool, UserPoolArgs, auth_flows
+from awsblocks.testing import DeclaredResource, Synthesis
 
-from infra.synth import DeclaredResource, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
 POOL = "aws:cognito/userPool:UserPool"

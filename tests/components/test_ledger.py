@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 from awsblocks.data.table import Table, TableArgs, TableIndex
+from awsblocks.testing import MOCK_ACCOUNT_ID, OfflineMocks, RecordingMonitor, Synthesis
 from pulumi.runtime.mocks import MockResourceArgs
 
-from infra.synth import MOCK_ACCOUNT_ID, OfflineMocks, RecordingMonitor, Synthesis, synthesize
 from tests.conftest import TEST_REGION, SynthFn
+from toolchain.project import synthesize
 
 SHARED_KEY = f"arn:aws:kms:{TEST_REGION}:{MOCK_ACCOUNT_ID}:key/shared"
 

@@ -15,9 +15,9 @@ from awsblocks.messaging.queue import Queue, QueueArgs, QueueRef
 from awsblocks.messaging.subscription import TopicFeed
 from awsblocks.messaging.topic import Topic, TopicArgs
 from awsblocks.security import iam
+from awsblocks.testing import MOCK_ACCOUNT_ID, DeclaredResource, OfflineMocks, Synthesis
 from pulumi.runtime.mocks import MockResourceArgs
 
-from infra.synth import MOCK_ACCOUNT_ID, DeclaredResource, OfflineMocks, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
 ALARM_TOPIC = f"arn:aws:sns:{TEST_REGION}:{MOCK_ACCOUNT_ID}:alerts"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from awsblocks.network.cidr import subnet_layout
 from awsblocks.network.vpc import Network, NetworkArgs
+from awsblocks.testing import Synthesis
 
-from infra.synth import Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
 AZS = [f"{TEST_REGION}{c}" for c in "abc"]

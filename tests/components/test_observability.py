@@ -13,8 +13,8 @@ from awsblocks.observability.business import CustomMetrics, LogPanel, MetricPane
 from awsblocks.observability.layout import layout_problems
 from awsblocks.observability.observability import Observability, ObservabilityArgs
 from awsblocks.observability.refs import Watched, WatchedFunction, WatchedQueue, WatchedTable
+from awsblocks.testing import MOCK_ACCOUNT_ID, Synthesis
 
-from infra.synth import MOCK_ACCOUNT_ID, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 from tests.dashboards.bodies import log_sources, metric_refs
 

@@ -14,8 +14,8 @@ from awsblocks.delivery.container_pipeline import (
     ecr_repository_arn,
     ecs_service_arn,
 )
+from awsblocks.testing import DeclaredResource, Synthesis
 
-from infra.synth import DeclaredResource, Synthesis
 from policies.adapters import evaluate_synthesis
 from policies.engine import failures
 from tests.conftest import TEST_REGION, SynthFn

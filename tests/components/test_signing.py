@@ -11,9 +11,9 @@ import pytest
 from awsblocks.functions.code_signing import CodeSigning, CodeSigningArgs, CodeSigningRef, profile_name_prefix
 from awsblocks.functions.function import Function, FunctionArgs
 from awsblocks.functions.signed_layer import SignedLayer, SignedLayerArgs
+from awsblocks.testing import DeclaredResource, OfflineMocks
 from pulumi.runtime.mocks import MockResourceArgs
 
-from infra.synth import DeclaredResource, OfflineMocks
 from tests.conftest import TEST_REGION, SynthFn
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from awsblocks.aws_values import FARGATE_MEMORY_MB, fargate_memory_options
 from awsblocks.security.iam import dynamodb_read_write, sns_publish
+from awsblocks.testing import DeclaredResource, Synthesis
 from awsblocks.web.build_context import context_tag
 from awsblocks.web.web_service import (
     WafArgs,
@@ -19,7 +20,6 @@ from awsblocks.web.web_service import (
     looks_secret,
 )
 
-from infra.synth import DeclaredResource, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
 ACCOUNT = "123456789012"

@@ -10,11 +10,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from infra.local.demo import table_name
-from infra.local.emulator import emulator_resource
-from infra.local.runtime import free_port
-from infra.local.system import LocalSystem, SystemOptions
 from lambdas.shared.contract import PAYMENTS_TABLE, TERMINAL_PAYMENT_STATES
+from local.demo import table_name
+from toolchain.embedded.emulator import emulator_resource
+from toolchain.embedded.runtime import free_port
+from toolchain.embedded.system import LocalSystem, SystemOptions
 
 TERMINAL = {str(s) for s in TERMINAL_PAYMENT_STATES}
 

@@ -1,7 +1,7 @@
 """End to end on the embedded system: the demo story and the DLQ path (the fault run with every
 knob on is tests/e2e/test_fault_run.py).
 
-Each test starts the real system (`infra.local.system.LocalSystem`: the emulator, the program
+Each test starts the real system (`toolchain.embedded.system.LocalSystem`: the emulator, the program
 deployed onto it, the functions from their archives, the API) on free ports of 127.0.0.1 and
 stops it afterwards. Bounded in time: every wait has a deadline.
 """
@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from infra.local.demo import Api, campaign_body, tell
-from infra.local.system import LocalSystem
-from infra.local.token import issue_token
 from lambdas.shared.contract import (
     FUNDINGS_TABLE,
     PAYMENTS_TABLE,
     TRANSACTIONS_TABLE,
     EventType,
 )
+from local.demo import Api, campaign_body, tell
 from tests.e2e.local import TERMINAL, scan, start_system, wait_for_terminal
+from toolchain.embedded.system import LocalSystem
+from toolchain.embedded.token import issue_token
 
 pytestmark = pytest.mark.e2e
 

@@ -26,9 +26,6 @@ from typing import Any
 
 import pytest
 
-from infra.local.demo import Api, campaign_body
-from infra.local.system import LocalSystem
-from infra.local.token import issue_token
 from lambdas.shared.contract import (
     FUNDINGS_TABLE,
     GATEWAY_RECORD_PREFIX,
@@ -37,7 +34,10 @@ from lambdas.shared.contract import (
     TRANSACTIONS_TABLE,
     EventType,
 )
+from local.demo import Api, campaign_body
 from tests.e2e.local import TERMINAL, scan, start_system
+from toolchain.embedded.system import LocalSystem
+from toolchain.embedded.token import issue_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault_run]
 

@@ -28,11 +28,11 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.local.demo import Api, campaign_body, table_name
-from infra.local.system import LocalSystem
-from infra.local.token import issue_token
 from lambdas.shared.contract import FUNDINGS_TABLE, TRANSACTIONS_TABLE
+from local.demo import Api, campaign_body, table_name
 from tests.e2e.local import start_system, wait_for_terminal
+from toolchain.embedded.system import LocalSystem
+from toolchain.embedded.token import issue_token
 
 pytestmark = pytest.mark.e2e
 CALM_GATEWAY = {

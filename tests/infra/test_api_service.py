@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from awsblocks.testing import DeclaredResource, Synthesis
 from awsblocks.web.build_context import context_tag
 
 from app.access import ACCESS
 from app.settings import _ENV_NAME_TO_FIELD
 from infra.api_service import API_CONTAINER_PORT, API_USER, api_problems
 from infra.config import ConfigError, parse
-from infra.synth import DeclaredResource, Synthesis, read_stack_config, synthesize
 from lambdas.shared import contract
 from tests.conftest import SynthFn
+from toolchain.project import read_stack_config, synthesize
 
 PREBUILT = "123456789012.dkr.ecr.ap-northeast-2.amazonaws.com/api:commit-0123abc"
 _cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Synthesis] = {}

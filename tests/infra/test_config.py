@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pulumi
 import pytest
+from awsblocks.testing import OfflineMocks, RecordingMonitor
 
 from infra.config import KEYS, ConfigError, parse
-from infra.synth import OfflineMocks, RecordingMonitor, read_stack_config, stack_names, synthesize
+from toolchain.project import read_stack_config, stack_names, synthesize
 
 GOOD = {
     "aws:region": "ap-northeast-2",

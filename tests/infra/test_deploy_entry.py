@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.synth import REPO_ROOT, read_stack_config
+from toolchain.project import REPO_ROOT, read_stack_config
 
 MARKER = "second-checkout"
 PROJECT_PACKAGES = [
@@ -42,7 +42,7 @@ from pathlib import Path
 source, checkout, stack = sys.argv[1:4]
 PROJECT_PACKAGES = set(json.loads(os.environ["PROJECT_PACKAGES"]))
 sys.path[:0] = [source, str(Path(source) / "components")]
-from infra import synth
+from awsblocks.testing import synthesize
 sys.path[:] = [entry for entry in sys.path if entry not in (source, str(Path(source) / "components"))]
 for name in list(sys.modules):
     if name.split(".")[0] in PROJECT_PACKAGES:
@@ -50,8 +50,9 @@ for name in list(sys.modules):
 
 os.chdir(Path(checkout) / "infra")
 sys.argv = ["."]
-result = synth.synthesize(
-    stack,
+result = synthesize(
+    stack=stack,
+    project="crowdfunding",
     config=json.loads(os.environ["PULUMI_CONFIG"]),
     program=lambda: runpy.run_path(".", run_name="__main__"),
 )

@@ -12,9 +12,9 @@ import re
 import pytest
 
 from infra.config import PROJECT, ConfigError, parse
-from infra.synth import REPO_ROOT, read_stack_config, stack_names, stand_ins, synthesize
 from lambdas.shared import contract
 from tests.conftest import SynthFn
+from toolchain.project import REPO_ROOT, read_stack_config, stack_names, stand_ins, synthesize
 
 DOCUMENTATION_ACCOUNT = "123456789012"
 EXAMPLE_ADDRESS = re.compile(r"example\.(com|org|net)|example-org|@example", re.IGNORECASE)
@@ -55,8 +55,7 @@ def test_prod_as_committed_is_refused_naming_the_certificate_and_the_alert_addre
 
 def test_prod_program_stops_before_declaring_anything_without_them() -> None:
     import pulumi
-
-    from infra.synth import OfflineMocks, RecordingMonitor
+    from awsblocks.testing import OfflineMocks, RecordingMonitor
 
     monitor = RecordingMonitor(OfflineMocks("ap-northeast-2"))
     with pytest.raises(pulumi.RunError, match="certificateArn: required on a prod stack"):

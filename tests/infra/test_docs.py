@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from infra.docs import README, render
-from infra.synth import REPO_ROOT
+from toolchain.docs import README, render
+from toolchain.project import REPO_ROOT
 
 
 def test_readme_generated_sections_are_current() -> None:

@@ -6,10 +6,10 @@ import pytest
 
 from infra.config import ConfigError, parse
 from infra.payment_chain import FUNCTION_SETTINGS, reserved_concurrency
-from infra.report import build_report
-from infra.report.estimate import Load
-from infra.report.render import render_markdown
 from tests.conftest import SynthFn
+from toolchain.report import build_report
+from toolchain.report.estimate import Load
+from toolchain.report.render import render_markdown
 
 MONEY_PATH = (
     "payment_processor",

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from awsblocks.testing import DeclaredResource, Synthesis
 from awsblocks.web.build_context import context_tag
 from awsblocks.web.web_service import CONTENT_TAG_FILTER, WebService, WebServiceArgs
 
-from infra.synth import DeclaredResource, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
 ACCOUNT = "123456789012"

@@ -20,8 +20,8 @@ from awsblocks.security.encryption_key import (
     EncryptionKeyArgs,
     service_statements,
 )
+from awsblocks.testing import MOCK_ACCOUNT_ID, DeclaredResource, Synthesis
 
-from infra.synth import MOCK_ACCOUNT_ID, DeclaredResource, Synthesis
 from tests.conftest import TEST_REGION, SynthFn
 
 FACTS = AccountFacts(

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from infra.local.access import (
+from toolchain.embedded.access import (
     AccessLog,
     Decision,
     NoResources,
@@ -19,7 +19,7 @@ from infra.local.access import (
     required_permissions,
     trusts_service,
 )
-from infra.local.awswire import WireRequest
+from toolchain.embedded.awswire import WireRequest
 
 REGION = "ap-northeast-2"
 ACCOUNT = "123456789012"

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from infra.local.emulator import LOCAL_ACCESS_KEY, RUNNER_USER, Gatekeeper, caching_dispatcher
+from toolchain.embedded.emulator import LOCAL_ACCESS_KEY, RUNNER_USER, Gatekeeper, caching_dispatcher
 
 REGION = "ap-northeast-2"
 TABLE = f"arn:aws:dynamodb:{REGION}:123456789012:table/orders"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.local.faults import (
+from toolchain.embedded.faults import (
     CRASH_AT_RETURN,
     CRASH_WRITE_POINTS,
     AwsFaults,
@@ -17,7 +17,7 @@ from infra.local.faults import (
     crash_point_label,
     is_mutating,
 )
-from infra.local.worker import CrashSwitch
+from toolchain.embedded.worker import CrashSwitch
 
 
 def test_no_rate_no_faults() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.local.iam_report import build, render, role_report, short_arn, users_of_roles
+from toolchain.embedded.iam_report import build, render, role_report, short_arn, users_of_roles
 
 TABLE = "arn:aws:dynamodb:ap-northeast-2:123456789012:table/ledger"
 LOGS = "arn:aws:logs:ap-northeast-2:123456789012:log-group:/aws/lambda/recorder"

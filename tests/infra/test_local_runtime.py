@@ -17,9 +17,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.local.faults import CRASH_AT_RETURN
-from infra.local.mocks import LocalDeployment, LocalFunction, LocalMapping, LocalSchedule
-from infra.local.runtime import (
+from toolchain.embedded.faults import CRASH_AT_RETURN
+from toolchain.embedded.mocks import LocalDeployment, LocalFunction, LocalMapping, LocalSchedule
+from toolchain.embedded.runtime import (
     DEFAULT_MAPPING_CONCURRENCY,
     INVOKE_CONCURRENCY,
     Environment,
@@ -31,8 +31,8 @@ from infra.local.runtime import (
     free_port,
     mapping_concurrency,
 )
-from infra.local.system import LocalSystem, SystemOptions, banner
-from infra.local.zygote import Zygote
+from toolchain.embedded.system import LocalSystem, SystemOptions, banner
+from toolchain.embedded.zygote import Zygote
 
 REGION = "ap-northeast-2"
 
@@ -335,7 +335,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         timeout=1,
         memory=128,
     )
-    from infra.local.runtime import base_process_environment
+    from toolchain.embedded.runtime import base_process_environment
 
     zygote = Zygote(base_process_environment(), workdir / "zygote.log")
     assert zygote.wait_ready(60)
@@ -432,7 +432,7 @@ def test_the_banner_says_iam_is_enforced_and_shows_every_fault_knob(tmp_path: Pa
 def test_a_program_that_refuses_its_declaration_stops_the_start_with_its_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from infra.local import system as system_module
+    from toolchain.embedded import system as system_module
 
     def refuse(*_: Any, **__: Any) -> Any:
         raise ValueError("function reconciler declares LEDGER_QUEUE_URL, which nothing maps")
@@ -453,7 +453,7 @@ def test_a_prestarted_process_runs_with_exactly_the_environment_it_is_sent(tmp_p
         "open(os.environ['OUT'], 'w').write(json.dumps({'env': dict(os.environ), 'argv': sys.argv[1:]}))\n"
     )
     started = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.prestart", "probe_env"],
+        [sys.executable, "-m", "toolchain.embedded.prestart", "probe_env"],
         stdin=subprocess.PIPE,
         env={
             **os.environ,
@@ -478,7 +478,7 @@ def test_a_child_of_the_runner_ends_when_the_runner_is_killed(tmp_path: Path) ->
     pid_file = tmp_path / "child.pid"
     (tmp_path / "child.py").write_text(
         "import os, sys, time\n"
-        "from infra.local.zygote import watch_parent\n"
+        "from toolchain.embedded.zygote import watch_parent\n"
         "watch_parent(os.getppid(), 0.2)\n"
         "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
         "time.sleep(60)\n"

@@ -1,7 +1,7 @@
 """The embedded system runs every function from its archive, though the program deploys signed S3 objects.
 
 The emulator has no AWS Signer: `EmulatorMocks` follows each package from its upload, through the
-signing job's signed copy, to the function deployed from that copy (infra/local/mocks.py).
+signing job's signed copy, to the function deployed from that copy (toolchain/embedded/mocks.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockResourceArgs
 
-from infra.local.mocks import EmulatorMocks
-from infra.synth import synthesize
 from lambdas import packaging
+from toolchain.embedded.mocks import EmulatorMocks
+from toolchain.project import synthesize
 
 REGION = "ap-northeast-2"
 UNREACHABLE = "http://127.0.0.1:9"

@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.local.awswire import (
+from toolchain.embedded.awswire import (
     WireError,
     WireRequest,
     access_denied,
@@ -28,7 +28,7 @@ from infra.local.awswire import (
     parse_request,
     render_error,
 )
-from infra.local.faults import AWS_FAULTS, faults_for
+from toolchain.embedded.faults import AWS_FAULTS, faults_for
 
 REGION = "ap-northeast-2"
 QUEUE_URL = "http://127.0.0.1:4566/123456789012/orders"

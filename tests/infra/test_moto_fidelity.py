@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from infra.local import moto_fidelity
+from toolchain.embedded import moto_fidelity
 
 REGION = "ap-northeast-2"
 

@@ -19,14 +19,15 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 from awsblocks.observability.layout import layout_problems
+from awsblocks.testing import Synthesis
 
 from infra import observability
 from infra.payment_chain import FUNCTION_SETTINGS
-from infra.preview import render_tree
-from infra.synth import Synthesis, read_stack_config, stack_names
 from lambdas.shared import books, contract
 from tests.conftest import SynthFn
 from tests.dashboards.bodies import MetricRef, log_sources, metric_refs
+from toolchain.preview import render_tree
+from toolchain.project import read_stack_config, stack_names
 
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"

@@ -13,15 +13,17 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pytest
+from awsblocks.testing import DeclaredResource, OfflineMocks, Synthesis
+from awsblocks.testing.mocks import OFFLINE_LAYER_VERSION
 from pulumi.runtime.mocks import MockResourceArgs
 
 from infra import payment_chain
 from infra.config import parse
 from infra.payment_chain import FUNCTION_SETTINGS, RUNTIME_ENVIRONMENT, declared_access, declared_environment
-from infra.synth import OFFLINE_LAYER_VERSION, DeclaredResource, OfflineMocks, Synthesis, read_stack_config
 from lambdas import packaging
 from lambdas.shared import contract
 from tests.conftest import SynthFn
+from toolchain.project import read_stack_config
 
 STACKS = ("dev", "prod")
 

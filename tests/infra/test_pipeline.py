@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from awsblocks.testing import DeclaredResource, Synthesis
 
 from infra.config import ConfigError, parse
 from infra.pipeline import pipeline_problems
-from infra.synth import DeclaredResource, Synthesis, read_stack_config, stack_names
 from tests.conftest import SynthFn
+from toolchain.project import read_stack_config, stack_names
 
 PIPELINE = "aws:codepipeline/pipeline:Pipeline"
 NOTIFICATION_RULE = "aws:codestarnotifications/notificationRule:NotificationRule"

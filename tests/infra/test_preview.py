@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from infra.preview import main
-from infra.synth import REPO_ROOT, stack_names
+from toolchain.preview import main
+from toolchain.project import REPO_ROOT, stack_names
 
 
 def count_of(output: str, type_name: str) -> int:
@@ -56,7 +56,7 @@ def test_unknown_stack_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_make_preview_runs_from_the_command_line() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "infra.preview", "dev"],
+        [sys.executable, "-m", "toolchain.preview", "dev"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -6,9 +6,10 @@ an alias to its old identity so `pulumi up` moves it instead of replacing it. Ea
 keyed by its identity *before* any alias (`parent key $ type :: name`, as Pulumi builds a URN),
 with a hash of its inputs; the test names every resource added, removed or changed.
 
-Package bytes are left out on purpose: a function's code changes with every bug fix and is
-covered by the packaging tests. Archives count by their path in the checkout, and uploads get a
-fixed version id, so code edits do not ripple into the signing jobs' inputs.
+Package bytes are left out on purpose: a function's or the API's code changes with every bug fix
+and is covered by the packaging and image tests. Archives count by their path in the checkout,
+uploads get a fixed version id (so code edits do not ripple into the signing jobs' inputs), and
+the image's content tag and pushed digest are masked.
 
 After an intended change, regenerate and review the diff: `.venv/bin/python -m tests.infra.test_resource_set`.
 """
@@ -17,14 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from awsblocks.testing import DeclaredResource, OfflineMocks, Synthesis
 
-from infra.synth import REPO_ROOT, DeclaredResource, OfflineMocks, Synthesis, synthesize
+from toolchain.project import REPO_ROOT, synthesize
 
+_CONTENT_TAG = re.compile(r":ctx-[0-9a-f]+")
+_IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}")
 SNAPSHOT_DIR = Path(__file__).resolve().parent / "resource_sets"
 STACKS = ("dev", "prod", "local")
 
@@ -50,6 +55,8 @@ def _relative(value: Any) -> Any:
         return {key: _relative(inner) for key, inner in value.items()}
     if isinstance(value, list):
         return [_relative(inner) for inner in value]
+    if isinstance(value, str):
+        return _IMAGE_DIGEST.sub("@sha256:<digest>", _CONTENT_TAG.sub(":ctx-<content>", value))
     return value
 
 
@@ -92,7 +99,7 @@ def synthesize_set(stack: str) -> dict[str, str]:
 
 
 def _region(stack: str) -> str:
-    from infra.synth import read_stack_config
+    from toolchain.project import read_stack_config
 
     return read_stack_config(stack).get("aws:region", "ap-northeast-2")
 

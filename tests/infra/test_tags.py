@@ -9,8 +9,8 @@ from functools import cache
 
 import pytest
 
-from infra.synth import stack_names
 from tests.conftest import SynthFn
+from toolchain.project import stack_names
 
 REQUIRED_TAGS = ("project", "stack", "component", "managed-by")
 

@@ -11,7 +11,7 @@ Every AWS call a function makes during a test is recorded (tests/lambdas/access.
 at teardown against the function's declared ACCESS: a call outside it fails the test, as the
 emulator's enforced IAM (and AWS) would deny it.
 
-moto runs with the embedded emulator's fidelity patches (`infra.local.moto_fidelity`: atomic
+moto runs with the embedded emulator's fidelity patches (`toolchain.embedded.moto_fidelity`: atomic
 conditional writes and transactions, DynamoDB at a speed independent of table size), so these
 tests see the same moto as `make run`, whatever ran before them in the session.
 """
@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from infra.local import moto_fidelity
+from toolchain.embedded import moto_fidelity
 
 moto_fidelity.apply()
 

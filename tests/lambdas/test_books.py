@@ -23,7 +23,6 @@ from lambdas.shared.contract import ENV_SETTLEMENT_HORIZON_SECONDS
 # The function checks its environment at import (cold start): set the horizon the stack would.
 os.environ.setdefault(ENV_SETTLEMENT_HORIZON_SECONDS, "3600")
 
-from infra.local import audit as make_audit
 from lambdas import books_auditor
 from lambdas.shared import aws, contract
 from lambdas.shared.books import (
@@ -42,6 +41,7 @@ from lambdas.shared.books import (
 )
 from lambdas.shared.contract import EventType, Metric, PaymentState
 from tests.lambdas.conftest import FakeContext, Platform, campaign_closer, iso
+from local import audit as make_audit
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 HORIZON = 3600
@@ -404,7 +404,7 @@ def test_settlement_horizon_is_the_retries_plus_the_sweep_plus_the_margin() -> N
 def test_the_stacks_horizon_comes_from_their_retry_settings() -> None:
     from infra.config import parse
     from infra.payment_chain import settlement_horizon
-    from infra.synth import read_stack_config
+    from toolchain.project import read_stack_config
 
     dev = parse("dev", read_stack_config("dev"))
     assert settlement_horizon(dev) == 10_800  # 5 x (5 receives x 180 s + 900 s) + 600 + 300 + 900
@@ -799,7 +799,7 @@ def test_make_audit_says_what_is_missing(
     assert "--stack <name>" in capsys.readouterr().err
     assert make_audit.main([*TABLE_ARGS, "--horizon", "-5"]) == 2
     assert "--horizon -5" in capsys.readouterr().err
-    from infra.local import token
+    from toolchain.embedded import token
 
     def not_running() -> dict[str, Any]:
         raise token.NotRunning("no local system is running: start it with `make run`")
@@ -810,7 +810,7 @@ def test_make_audit_says_what_is_missing(
 
 
 def test_make_audit_finds_the_local_systems_tables_and_horizon(monkeypatch: pytest.MonkeyPatch) -> None:
-    from infra.local import emulator, token
+    from toolchain.embedded import emulator, token
 
     state = {
         "emulator": "http://127.0.0.1:4566",

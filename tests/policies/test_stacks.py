@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from infra.synth import stack_names
 from policies.adapters import evaluate_synthesis, views_of_synthesis
 from policies.engine import evaluate, failures, summary, unused_waivers, waiver_for
 from policies.rules import RULES, rules_by_id
@@ -18,6 +17,7 @@ from policies.view import ResourceView
 from policies.waivers import WAIVERS
 from tests.conftest import SynthFn
 from tests.policies.builders import assert_breaking_reports
+from toolchain.project import stack_names
 
 COVERED_TYPES = {t for r in RULES for t in r.types}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.report import costs
-from infra.report.prices import available_regions, load_prices
+from toolchain.report import costs
+from toolchain.report.prices import available_regions, load_prices
 
 PRICES = load_prices("ap-northeast-2")
 

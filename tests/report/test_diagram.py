@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from awsblocks.testing import Synthesis
 
-from infra.report.diagram import node_id, render_mermaid
-from infra.report.topology import (
+from tests.conftest import SynthFn
+from tests.report.pipeline import pipeline
+from toolchain.report.diagram import node_id, render_mermaid
+from toolchain.report.topology import (
     FUNCTION,
     MAPPING,
     QUEUE,
@@ -18,9 +21,6 @@ from infra.report.topology import (
     build_topology,
     filter_event_types,
 )
-from infra.synth import Synthesis
-from tests.conftest import SynthFn
-from tests.report.pipeline import pipeline
 
 
 def _synthesis(synth: SynthFn, which: str) -> Synthesis:

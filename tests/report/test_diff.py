@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from infra.report import build_report
-from infra.report.__main__ import main
-from infra.report.diff import diff_reports, render_diff
-from infra.report.estimate import Load
-from infra.synth import REPO_ROOT
 from tests.conftest import SynthFn
+from toolchain.project import REPO_ROOT
+from toolchain.report import build_report
+from toolchain.report.__main__ import main
+from toolchain.report.diff import diff_reports, render_diff
+from toolchain.report.estimate import Load
 
 LOAD = Load(1_000_000, 10_000)
 
@@ -75,7 +75,7 @@ def test_an_unknown_base_ref_is_a_clear_error(capsys: pytest.CaptureFixture[str]
 
 def test_a_package_built_in_another_checkout_is_not_a_change(tmp_path: Path) -> None:
     """Assets compare by their bytes, as Pulumi compares them, not by the checkout's path."""
-    from infra.report.diff import content_addressed
+    from toolchain.report.diff import content_addressed
 
     here, there, other = tmp_path / "a.zip", tmp_path / "b.zip", tmp_path / "c.zip"
     here.write_bytes(b"same package")

@@ -8,12 +8,12 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from infra.report.costs import round_money
-from infra.report.estimate import Assumptions, Load, estimate, message_flow
-from infra.report.prices import load_prices
-from infra.report.topology import build_topology
 from tests.conftest import SynthFn
 from tests.report.pipeline import pipeline
+from toolchain.report.costs import round_money
+from toolchain.report.estimate import Assumptions, Load, estimate, message_flow
+from toolchain.report.prices import load_prices
+from toolchain.report.topology import build_topology
 
 PRICES = load_prices("ap-northeast-2")
 ORDERS = Assumptions(payment_events=("order.paid",))

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pulumi_aws as aws
 import pytest
+from awsblocks.testing import short_type
 
-from infra.docs import README
-from infra.report import build_report, resources_by_component
-from infra.report.__main__ import main
-from infra.report.diagram import mermaid_block
-from infra.report.estimate import Load
-from infra.report.render import render_json, render_markdown
-from infra.synth import short_type
 from tests.conftest import SynthFn
+from toolchain.docs import README
+from toolchain.report import build_report, resources_by_component
+from toolchain.report.__main__ import main
+from toolchain.report.diagram import mermaid_block
+from toolchain.report.estimate import Load
+from toolchain.report.render import render_json, render_markdown
 
 LOAD = Load(1_000_000, 10_000)
 
@@ -60,7 +60,7 @@ def test_the_dev_report_has_every_section_and_counts_every_resource(synth: Synth
 
 
 def test_the_readme_picture_is_the_dev_diagram(synth: SynthFn) -> None:
-    from infra.report.topology import build_topology
+    from toolchain.report.topology import build_topology
 
     assert mermaid_block(build_topology(synth("dev"))) in README.read_text()
 

@@ -1,0 +1,1 @@
+"""This product on one machine: `make run`'s knobs and banner, `make demo`'s story, `make audit`."""

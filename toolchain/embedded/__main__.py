@@ -1,0 +1,10 @@
+"""`make run`: the whole system on the embedded AWS emulator, in the foreground."""
+
+from __future__ import annotations
+
+import sys
+
+from toolchain.embedded.system import SystemOptions, run_forever
+
+if __name__ == "__main__":
+    sys.exit(run_forever(SystemOptions.from_environment()))
