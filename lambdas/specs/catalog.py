@@ -81,7 +81,9 @@ def subscribed_topics(trigger: TopicQueue) -> tuple[contract.Topic, ...]:
 def events_on(trigger: TopicQueue, topic: contract.Topic) -> tuple[contract.EventType, ...]:
     """The consumer's events published on `topic` (its subscription's filter)."""
     return tuple(
-        contract.EventType(e) for e in trigger.events if contract.TOPIC_OF_EVENT[contract.EventType(e)] is topic
+        contract.EventType(e)
+        for e in trigger.events
+        if contract.TOPIC_OF_EVENT[contract.EventType(e)] is topic
     )
 
 

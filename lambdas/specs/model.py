@@ -130,7 +130,10 @@ class FunctionSpec:
                 "its handler module lambdas/<name>.py"
             ]
         problems: list[str] = []
-        for label, names in (("environment", self.environment), ("optional_environment", self.optional_environment)):
+        for label, names in (
+            ("environment", self.environment),
+            ("optional_environment", self.optional_environment),
+        ):
             if not isinstance(names, tuple) or not all(isinstance(n, str) and n for n in names):
                 problems.append(
                     f"{where}: {label}={names!r}; fix: a tuple of variable names such as "
@@ -205,8 +208,8 @@ class FunctionSpec:
             low, high = MAXIMUM_CONCURRENCY_RANGE
             if sizing.maximum_concurrency is not None and not low <= sizing.maximum_concurrency <= high:
                 problems.append(
-                    f"{where}.maximum_concurrency={sizing.maximum_concurrency}; fix: {low} to {high}, or None "
-                    f"for no cap {fix}"
+                    f"{where}.maximum_concurrency={sizing.maximum_concurrency}; fix: {low} to {high}, "
+                    f"or None for no cap {fix}"
                 )
         else:
             default = Sizing(timeout_seconds=sizing.timeout_seconds)

@@ -12,7 +12,8 @@ SPEC = FunctionSpec(
     ),
     environment=(c.PAYMENTS_TABLE.env_var, c.ENV_PAYMENTS_TOPIC_ARN, c.ENV_PG_GATEWAY_FUNCTION),
     access={
-        # GetItem: the payment; UpdateItem: the claim, voidedAt, clearing `owed`; Query: a campaign's payments.
+        # GetItem: the payment; UpdateItem: the claim, voidedAt, clearing `owed`;
+        # Query: a campaign's payments.
         c.PAYMENTS_TABLE.env_var: (
             "dynamodb:GetItem",
             "dynamodb:UpdateItem",
