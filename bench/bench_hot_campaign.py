@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python bench/bench_hot_campaign.py [N]   (N defaults to 495: five batches; moto
 copies whole tables inside each transaction, so its wall time grows with N², not the figures)
-The batch size is funding_update's event source mapping setting (infra/payment_chain.py
-FUNCTION_SETTINGS: 99, so one capture transaction holds 1 campaign + 99 payments, DynamoDB's
+The batch size is funding_update's event source mapping setting (its spec,
+lambdas/specs/funding_update.py: 99, so one capture transaction holds 1 campaign + 99 payments, DynamoDB's
 100-item limit). Counts the DynamoDB writes that touch the campaign item (TransactWriteItems
 members and single-item writes on the fundings table, cancelled attempts included) and their
 write capacity: a transactional write costs 2 WCU per started KB of the item, a plain one 1 WCU
@@ -53,11 +53,10 @@ os.environ.update(ENV)
 
 from moto import mock_aws  # noqa: E402
 
-from infra.payment_chain import FUNCTION_SETTINGS  # noqa: E402
 from lambdas import funding_update  # noqa: E402
 from lambdas.shared import aws, contract  # noqa: E402
 
-BATCH_SIZE = FUNCTION_SETTINGS["funding_update"].batch_size
+BATCH_SIZE = funding_update.SPEC.sizing.batch_size
 PARTITION_WCU_PER_SECOND = 1_000
 TARGET_WRITES_PER_PAYMENT = 0.15
 TARGET_WCU_PER_PAYMENT = 2 / 99

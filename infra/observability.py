@@ -41,10 +41,11 @@ from awsblocks.web.web_service import WebService
 
 from infra.api_service import API_NAME
 from infra.config import PROJECT, StackConfig
-from infra.payment_chain import FUNCTION_SETTINGS, PaymentChain
+from infra.payment_chain import PaymentChain, schedule_of
 from lambdas.shared import books, contract
 from lambdas.shared.books import FindingKind
 from lambdas.shared.contract import Metric
+from lambdas.specs import catalog
 
 SERVICE_NAME_VARIABLE = "POWERTOOLS_SERVICE_NAME"
 """The environment variable whose value Powertools writes into the `service` dimension."""
@@ -56,7 +57,7 @@ AUDITOR = "books_auditor"
 LEDGER = "ledger_recorder"
 """The function that emits LedgerConflicts."""
 FINDING_METRICS: tuple[Metric, ...] = tuple(books.METRIC_OF_KIND.values())
-AUDIT_PERIOD = books.rate_seconds(FUNCTION_SETTINGS[AUDITOR].schedule or "")
+AUDIT_PERIOD = books.rate_seconds(schedule_of(catalog.spec_of(AUDITOR)))
 """Seconds between audits: one data point per metric per period."""
 AUDIT_SILENT_SECONDS = 3600
 """No complete audit for this long (4 missed runs at 15 minutes) alarms."""
@@ -263,12 +264,8 @@ def business_metrics(chain: PaymentChain) -> CustomMetrics[pulumi.Input[str]]:
 
 
 def failed_payment_loggers() -> list[str]:
-    """Functions that receive `payment.failed` events and log each one with its type (from the contract)."""
-    return sorted(
-        consumer.function
-        for consumer in contract.CONSUMERS
-        if contract.EventType.PAYMENT_FAILED in consumer.events
-    )
+    """Functions that receive `payment.failed` events and log each one with its type (from their specs)."""
+    return sorted(catalog.consumers_of(contract.EventType.PAYMENT_FAILED))
 
 
 def failed_payments_panel(chain: PaymentChain) -> LogPanel[pulumi.Input[str]]:

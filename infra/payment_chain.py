@@ -1,20 +1,26 @@
 """The payment chain of DESIGN §1, composed from the library's messaging, functions and data components.
 
-Nothing here is a second hand-written list of what the functions need:
+Nothing here is a second hand-written list of what the functions need. Every function's facts
+live in its spec, `lambdas/specs/<function>.py` (`lambdas.specs.catalog.all_specs()`), which this
+module reads without importing any handler, Powertools or boto3:
 - tables come from `contract.TABLES` (keys, indexes, TTL);
-- each topic-fed queue's subscriptions and filters come from `contract.CONSUMERS`;
-- each function's environment is exactly the `ENVIRONMENT` + `OPTIONAL_ENVIRONMENT` its module
-  declares, every name resolved through ONE table (`ENVIRONMENT_SOURCES`);
-- its grants are exactly its module's `ACCESS` (environment variable → the IAM actions it calls
+- each topic-fed queue, its subscriptions and their filters come from the `TopicQueue` triggers;
+  a `DeadLetters` trigger consumes a queue's DLQ, a `Schedule` runs on EventBridge, and an
+  `InvokedOnly` function is invoked by the functions whose environment names it;
+- sizing (timeout, memory, batching, concurrency) is the spec's `sizing`; a consumed queue's
+  visibility timeout is 6 x its consumer's timeout;
+- each function's environment is exactly its spec's `environment` + `optional_environment`, every
+  name resolved through ONE table (`ENVIRONMENT_SOURCES`);
+- its grants are exactly its spec's `access` (environment variable → the IAM actions it calls
   on the resource that variable names; `"<action>@<index>"` is that action on that index of the
   table), built with `awsblocks.security.iam`'s exact-action vocabulary, plus the KMS keys of those
   resources. Nothing else: a function that reads a table gets no write on it.
 
 Declarations are checked before any resource exists (`access_problems`): a name the table does
-not know, a resource variable without an ACCESS entry, an entry for a variable the function does
+not know, a resource variable without an access entry, an entry for a variable the function does
 not declare, an action IAM does not check on that kind of resource, or an index the table does
 not have stops the program with one message per problem naming the function, the variable and
-the fix.
+the spec file to fix.
 
 The stack decides the keys: the platform key everywhere (dev: one $1/month key, not thirty) or,
 with `dedicatedKeys`, the components' own key per resource (their secure default).
@@ -22,13 +28,9 @@ with `dedicatedKeys`, the components' own key per resource (their secure default
 
 from __future__ import annotations
 
-import importlib
-import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Literal
 
 import pulumi
@@ -49,6 +51,8 @@ from infra.config import PROJECT, ConfigError, StackConfig
 from infra.data import declare_tables
 from lambdas import packaging
 from lambdas.shared import books, contract
+from lambdas.specs import catalog
+from lambdas.specs.model import DeadLetters, FunctionSpec, InvokedOnly, Schedule, TopicQueue
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / "build" / "lambda"
@@ -58,72 +62,6 @@ ARCHITECTURE: Literal["arm64", "x86_64"] = "arm64"
 OPS_ALERTS = "ops-alerts"
 LOCAL_SES_SENDER = f"notifications@{PROJECT}.local"
 """The sender of a local (emulated) stack that sets no `sesSender`."""
-
-
-# --- per-function settings -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FunctionSettings:
-    """Sizing and trigger settings of one function (queue visibility is derived: 6 x timeout)."""
-
-    timeout_seconds: int
-    memory_mb: int = 256
-    batch_size: int = 10
-    batching_window_seconds: int = 0
-    maximum_concurrency: int | None = None
-    schedule: str | None = None
-    reserved_concurrency: int | None = None
-    """Executions no other function can take (and this one's ceiling): set on the money path, at
-    least the mapping's `maximum_concurrency` (AWS: a lower reservation throttles the pollers and
-    redelivers messages). A function only other functions invoke gets the sum of its callers'
-    (`reserved_concurrency`). The account must keep 100 unreserved: the chain reserves about 70, so
-    an account whose Lambda concurrency quota is still the new-account 10 must raise it first."""
-
-
-FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
-    # Invoked synchronously by the functions that talk to the gateway.
-    "pg_gateway": FunctionSettings(timeout_seconds=10),
-    # Gateway calls per payment; capped so a burst does not overrun the gateway. A 1 s window
-    # fills batches under load (fewer receives, deletes and invocations per payment) for at most
-    # a second of added latency on an asynchronous path.
-    "payment_processor": FunctionSettings(
-        timeout_seconds=30, batching_window_seconds=1, maximum_concurrency=10, reserved_concurrency=10
-    ),
-    "payment_retry": FunctionSettings(timeout_seconds=30, maximum_concurrency=5, reserved_concurrency=5),
-    # A 1 s window fills batches of up to 99: a hot campaign's payments are captured in one
-    # transaction (1 campaign + 99 payments = DynamoDB's 100-item limit), one campaign write per 99.
-    "funding_update": FunctionSettings(
-        timeout_seconds=30,
-        batch_size=99,
-        batching_window_seconds=1,
-        maximum_concurrency=10,
-        reserved_concurrency=10,
-    ),
-    "transaction_check": FunctionSettings(timeout_seconds=60, maximum_concurrency=5, reserved_concurrency=5),
-    # The audit trail: capped and reserved like the rest of the money path (10 x 25-event batches).
-    "ledger_recorder": FunctionSettings(
-        timeout_seconds=30,
-        batch_size=25,
-        batching_window_seconds=1,
-        maximum_concurrency=10,
-        reserved_concurrency=10,
-    ),
-    "notifier": FunctionSettings(timeout_seconds=30, maximum_concurrency=5),
-    # Scheduled settlement (refunds, sweeps): one run plus one overlapping retry.
-    "campaign_closer": FunctionSettings(
-        timeout_seconds=300, memory_mb=512, schedule="rate(5 minutes)", reserved_concurrency=2
-    ),
-    "reconciler": FunctionSettings(timeout_seconds=60, schedule="rate(5 minutes)", reserved_concurrency=2),
-    # Reads every campaign in scope with its payments and ledger (lambdas/books_auditor.py); the
-    # memory is for a hot campaign's items held at once. Every 15 minutes: the horizon is hours.
-    "books_auditor": FunctionSettings(timeout_seconds=300, memory_mb=1024, schedule="rate(15 minutes)"),
-}
-
-DEAD_LETTER_CONSUMERS: dict[str, str] = {"payment_retry": "payment-processing"}
-"""Functions that consume a queue's dead-letter queue (function → source queue)."""
-INVOKED_ONLY: tuple[str, ...] = ("pg_gateway",)
-"""Functions with no trigger: other functions invoke them."""
 
 
 # --- where each environment variable comes from ----------------------------------------------
@@ -223,8 +161,8 @@ def settlement_horizon(cfg: StackConfig) -> int:
         retry_max_attempts=cfg.retry_max_attempts,
         retry_max_delay_seconds=cfg.retry_max_delay_seconds,
         reconcile_after_seconds=cfg.reconcile_after_seconds,
-        attempt_seconds=QueueArgs.max_receive_count * queue_visibility("payment_processor"),
-        sweep_period_seconds=books.rate_seconds(FUNCTION_SETTINGS["reconciler"].schedule or ""),
+        attempt_seconds=QueueArgs.max_receive_count * queue_visibility(catalog.spec_of("payment_processor")),
+        sweep_period_seconds=books.rate_seconds(schedule_of(catalog.spec_of("reconciler"))),
     )
 
 
@@ -264,92 +202,29 @@ ENVIRONMENT_SOURCES: dict[str, Source] = {
 """Every environment variable a function may declare → where its value comes from."""
 
 RUNTIME_ENVIRONMENT: tuple[str, ...] = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")
-"""Set on every function besides what its module declares: they configure the Powertools layer
+"""Set on every function besides what its spec declares: they configure the Powertools layer
 (service name and metrics namespace of anything it logs or emits on its own)."""
 
 
-def contract_environment_names() -> list[str]:
-    """Every environment variable name the contract defines (tables' and `ENV_*`)."""
-    names = {spec.env_var for spec in contract.TABLES}
-    names |= {
-        value for key, value in vars(contract).items() if key.startswith("ENV_") and isinstance(value, str)
-    }
-    return sorted(names)
-
-
-@contextmanager
-def _placeholder_environment(names: list[str]) -> Iterator[None]:
-    added = [name for name in names if not os.environ.get(name)]
-    for name in added:
-        os.environ[name] = f"<{name}>"
-    try:
-        yield
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
-
-
-def _function_module(function: str) -> ModuleType:
-    """`lambdas.<function>`, imported with a placeholder for every name the contract defines.
-
-    The modules check their required environment at import (a cold start fails fast).
-    """
-    with _placeholder_environment(contract_environment_names()):
-        return importlib.import_module(f"lambdas.{function}")
-
-
-def declared_environment(function: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(ENVIRONMENT, OPTIONAL_ENVIRONMENT) of `lambdas/<function>.py`."""
-    module = _function_module(function)
-    return tuple(module.ENVIRONMENT), tuple(module.OPTIONAL_ENVIRONMENT)
-
-
-ACCESS_EXAMPLE = 'ACCESS: dict[str, tuple[str, ...]] = {PAYMENTS_TABLE.env_var: ("dynamodb:GetItem",), …}'
-
-
 class AccessDeclarationError(ValueError):
-    """Functions' ACCESS declarations that cannot become grants; one line per problem."""
+    """Functions' access declarations that cannot become grants; one line per problem."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__(
-            "the functions' AWS access declarations (ACCESS in lambdas/<function>.py) cannot become "
+            "the functions' AWS access declarations (access in lambdas/specs/<function>.py) cannot become "
             "IAM grants:\n" + "\n".join(f"  - {problem}" for problem in problems)
         )
 
 
-def declared_access(function: str) -> dict[str, tuple[str, ...]]:
-    """ACCESS of `lambdas/<function>.py`: environment variable → the exact IAM actions it calls.
-
-    Raises AccessDeclarationError when the module declares none or declares it in another shape.
-    """
-    module = _function_module(function)
-    where = f"function {function}: lambdas/{function}.py"
-    if not hasattr(module, "ACCESS"):
-        raise AccessDeclarationError(
-            [
-                f"{where} declares no ACCESS; fix: add next to ENVIRONMENT `{ACCESS_EXAMPLE}` mapping each "
-                "environment variable that names a resource (table, topic, queue, function, sender, user "
-                "pool) to the exact IAM actions the function calls on it ('<action>@<index>' for an index)"
-            ]
+def schedule_of(spec: FunctionSpec) -> str:
+    """The schedule expression of a scheduled function (a ValueError naming the fix otherwise)."""
+    if not isinstance(spec.trigger, Schedule):
+        raise ValueError(
+            f"function {spec.name} is triggered by {type(spec.trigger).__name__}, not a Schedule; "
+            f"fix: a Schedule trigger in {spec.path}, or read another function's schedule"
         )
-    access = module.ACCESS
-    if not isinstance(access, Mapping):
-        raise AccessDeclarationError(
-            [f"{where} ACCESS is {type(access).__name__}; fix: a dict, `{ACCESS_EXAMPLE}`"]
-        )
-    problems = []
-    for var, actions in access.items():
-        if not isinstance(var, str):
-            problems.append(f"{where} ACCESS has key {var!r}; fix: an environment variable name (a str)")
-        elif not isinstance(actions, tuple | list) or not all(isinstance(a, str) for a in actions):
-            problems.append(
-                f"{where} ACCESS[{var!r}] is {actions!r}; fix: a tuple of IAM action names such as "
-                "('dynamodb:GetItem',) (a one-element tuple needs its trailing comma)"
-            )
-    if problems:
-        raise AccessDeclarationError(problems)
-    return {var: tuple(actions) for var, actions in access.items()}
+    return spec.trigger.expression
 
 
 ResourceSource = (
@@ -404,24 +279,27 @@ def split_index_actions(actions: tuple[str, ...]) -> tuple[tuple[str, ...], dict
     return tuple(on_table), {index: tuple(found) for index, found in on_index.items()}
 
 
-def _unmapped(function: str, var: str) -> str:
+def _unmapped(spec: FunctionSpec, var: str) -> str:
     return (
-        f"function {function} declares environment variable {var}, which "
+        f"function {spec.name} declares environment variable {var}, which "
         "infra/payment_chain.py ENVIRONMENT_SOURCES does not map; allowed: "
-        f"{', '.join(sorted(ENVIRONMENT_SOURCES))} (add a row for a new one)"
+        f"{', '.join(sorted(ENVIRONMENT_SOURCES))} (fix the name in {spec.path}, or add a row to "
+        "ENVIRONMENT_SOURCES for a new one)"
     )
 
 
-def _action_problems(function: str, var: str, source: ResourceSource, actions: tuple[str, ...]) -> list[str]:
-    """Problems of one ACCESS entry on a resource variable (each names function, variable, fix)."""
-    where = f"function {function}: ACCESS[{var}] (on {_describe(source)})"
-    fix = f"fix: list in lambdas/{function}.py only the actions it calls"
+def _action_problems(
+    spec: FunctionSpec, var: str, source: ResourceSource, actions: tuple[str, ...]
+) -> list[str]:
+    """Problems of one access entry on a resource variable (each names function, variable, fix)."""
+    where = f"function {spec.name}: access[{var}] (on {_describe(source)})"
+    fix = f"fix: list in {spec.path} only the actions it calls"
     kind = RESOURCE_KINDS[type(source)]
     if not actions:
         allowed = ", ".join(iam.RESOURCE_ACTIONS[kind])
         return [
             f"{where} lists no actions; fix: list the actions the function calls on it (allowed: "
-            f"{allowed}), or drop {var} from its ENVIRONMENT if it calls none"
+            f"{allowed}), or drop {var} from its environment in {spec.path} if it calls none"
         ]
     if not isinstance(source, FromTable):
         problems = [
@@ -439,8 +317,8 @@ def _action_problems(function: str, var: str, source: ResourceSource, actions: t
         if on_table
         else []
     )
-    spec = TABLE_SPECS[source.logical_name]
-    known = [index.name for index in spec.indexes]
+    table = TABLE_SPECS[source.logical_name]
+    known = [index.name for index in table.indexes]
     for index, index_actions in on_index.items():
         if index not in known:
             problems.append(
@@ -457,52 +335,48 @@ def _action_problems(function: str, var: str, source: ResourceSource, actions: t
     return problems
 
 
-def access_problems(function: str) -> list[str]:
-    """Everything wrong between one function's ENVIRONMENT and its ACCESS (empty when they agree).
+def access_problems(spec: FunctionSpec) -> list[str]:
+    """Everything wrong between one spec's environment and its access (empty when they agree).
 
-    Each problem names the function, the variable and the fix. Pure over the module's declaration.
+    Each problem names the function, the variable and the spec file to fix. Pure over the spec.
     """
-    required, optional = declared_environment(function)
-    try:
-        access = declared_access(function)
-    except AccessDeclarationError as exc:
-        return exc.problems
-    declared = (*required, *optional)
+    declared = spec.declared_environment
+    access = spec.access
     problems: list[str] = []
-    for var in dict.fromkeys(declared):
+    for var in declared:
         source = ENVIRONMENT_SOURCES.get(var)
         if source is None:
-            problems.append(_unmapped(function, var))
+            problems.append(_unmapped(spec, var))
         elif isinstance(source, ResourceSource) and var not in access:
             kind = RESOURCE_KINDS[type(source)]
             index_hint = " ('<action>@<index>' for an index)" if isinstance(source, FromTable) else ""
             problems.append(
-                f"function {function}: {var} names {_describe(source)} but ACCESS has no entry for it; fix: "
-                f"add `{var}: (...)` to ACCESS in lambdas/{function}.py with the exact actions the function "
+                f"function {spec.name}: {var} names {_describe(source)} but access has no entry for it; fix: "
+                f"add `{var}: (...)` to access in {spec.path} with the exact actions the function "
                 f"calls on it{index_hint}; allowed: {', '.join(iam.RESOURCE_ACTIONS[kind])}"
             )
     for var, actions in access.items():
         source = ENVIRONMENT_SOURCES.get(var)
         if var not in declared:
             problems.append(
-                f"function {function}: ACCESS names {var}, which its ENVIRONMENT and OPTIONAL_ENVIRONMENT do "
-                f"not declare; fix: declare {var} in lambdas/{function}.py ENVIRONMENT (or "
-                "OPTIONAL_ENVIRONMENT), or remove the ACCESS entry"
+                f"function {spec.name}: access names {var}, which its environment and optional_environment "
+                f"do not declare; fix: declare {var} in {spec.path} environment (or "
+                "optional_environment), or remove the access entry"
             )
         elif source is not None and not isinstance(source, ResourceSource):
             problems.append(
-                f"function {function}: ACCESS names {var}, whose value is {_describe(source)}, not an AWS "
-                f"resource, so no action can be granted on it; fix: remove the entry from ACCESS in "
-                f"lambdas/{function}.py"
+                f"function {spec.name}: access names {var}, whose value is {_describe(source)}, not an AWS "
+                f"resource, so no action can be granted on it; fix: remove the entry from access in "
+                f"{spec.path}"
             )
         elif isinstance(source, ResourceSource):
-            problems.extend(_action_problems(function, var, source, actions))
+            problems.extend(_action_problems(spec, var, source, actions))
     return problems
 
 
-def check_access(functions: list[str]) -> None:
-    """Raise AccessDeclarationError listing every problem of every function's ACCESS (before any resource)."""
-    problems = [problem for function in functions for problem in access_problems(function)]
+def check_access(specs: Iterable[FunctionSpec]) -> None:
+    """Raise AccessDeclarationError listing every problem of every spec's access (before any resource)."""
+    problems = [problem for spec in specs for problem in access_problems(spec)]
     if problems:
         raise AccessDeclarationError(problems)
 
@@ -570,7 +444,7 @@ def chain_problems(cfg: StackConfig) -> list[str]:
     """
     if cfg.ses_sender or cfg.environment == "local":
         return []
-    needing = [f for f in packaging.FUNCTIONS if contract.ENV_SES_SENDER in declared_environment(f)[0]]
+    needing = [spec.name for spec in catalog.all_specs() if contract.ENV_SES_SENDER in spec.environment]
     if not needing:
         return []
     return [
@@ -580,33 +454,38 @@ def chain_problems(cfg: StackConfig) -> list[str]:
     ]
 
 
-def subscription_filter(consumer: contract.Consumer, topic: contract.Topic) -> dict[str, list[str]] | None:
-    """The filter of a consumer's subscription to `topic`; None when it takes every event of it."""
-    events = consumer.events_on(topic)
+def subscription_filter(trigger: TopicQueue, topic: contract.Topic) -> dict[str, list[str]] | None:
+    """The filter of a consumer queue's subscription to `topic`; None when it takes every event of it."""
+    events = catalog.events_on(trigger, topic)
     everything = [event for event, on in contract.TOPIC_OF_EVENT.items() if on is topic]
     if set(events) == set(everything):
         return None
     return {"type": [str(event) for event in events]}
 
 
-def declaration_order(functions: list[str]) -> list[str]:
-    """Functions in an order where every invoked function comes before its callers."""
-    ordered: list[str] = []
+def declaration_order(specs: Iterable[FunctionSpec]) -> list[FunctionSpec]:
+    """Specs in an order where every invoked function comes before its callers."""
+    by_name = {spec.name: spec for spec in specs}
+    ordered: list[FunctionSpec] = []
 
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if name in ordered:
+    def visit(spec: FunctionSpec, path: tuple[str, ...]) -> None:
+        if spec in ordered:
             return
-        if name in path:
-            raise ValueError(f"functions invoke each other in a cycle: {' -> '.join((*path, name))}")
-        required, optional = declared_environment(name)
-        for var in (*required, *optional):
+        if spec.name in path:
+            raise ValueError(f"functions invoke each other in a cycle: {' -> '.join((*path, spec.name))}")
+        for var in spec.declared_environment:
             source = ENVIRONMENT_SOURCES.get(var)
             if isinstance(source, FromFunction):
-                visit(source.function, (*path, name))
-        ordered.append(name)
+                if source.function not in by_name:
+                    raise ValueError(
+                        f"function {spec.name}: {var} names function {source.function}, which has no spec; "
+                        f"fix: add lambdas/specs/{source.function}.py to lambdas/specs/catalog.py SPECS"
+                    )
+                visit(by_name[source.function], (*path, spec.name))
+        ordered.append(spec)
 
-    for name in functions:
-        visit(name, ())
+    for spec in by_name.values():
+        visit(spec, ())
     return ordered
 
 
@@ -643,24 +522,24 @@ class _Builder:
         self.user_pool = user_pool
         self.functions: dict[str, AnyFunction] = {}
 
-    def resolve(self, function: str) -> _Resolved:
-        """The environment and grants of one function, from its module's ENVIRONMENT and ACCESS.
+    def resolve(self, spec: FunctionSpec) -> _Resolved:
+        """The environment and grants of one function, from its spec's environment and access.
 
         `declare_payment_chain` has checked every declaration first (`check_access`).
         """
-        required, optional = declared_environment(function)
-        access = declared_access(function)
         resolved = _Resolved()
-        for var in (*required, *optional, *RUNTIME_ENVIRONMENT):
+        for var in (*spec.declared_environment, *RUNTIME_ENVIRONMENT):
             if var in resolved.environment:
                 continue
             source = ENVIRONMENT_SOURCES.get(var)
             if source is None:
-                raise ValueError(_unmapped(function, var))
-            value = self._provide(function, var, source, access.get(var, ()), resolved)
+                raise ValueError(_unmapped(spec, var))
+            value = self._provide(spec.name, var, source, spec.access.get(var, ()), resolved)
             if value is None:
-                if var in required:
-                    raise ValueError(f"function {function} requires {var}, which this stack does not provide")
+                if var in spec.environment:
+                    raise ValueError(
+                        f"function {spec.name} requires {var}, which this stack does not provide"
+                    )
                 continue
             resolved.environment[var] = value
         if resolved.keys:
@@ -670,7 +549,7 @@ class _Builder:
     def _provide(
         self, function: str, var: str, source: Source, actions: tuple[str, ...], into: _Resolved
     ) -> pulumi.Input[str] | None:
-        """The variable's value; for a resource, also exactly the `actions` ACCESS declares on it."""
+        """The variable's value; for a resource, also exactly the `actions` its access declares on it."""
         if isinstance(source, FromTable):
             table = self.tables[source.logical_name]
             on_table, on_index = split_index_actions(actions)
@@ -733,21 +612,23 @@ class _Builder:
         return function  # OwnName
 
 
-def reserved_concurrency(function: str) -> int | None:
-    """The function's reservation: its setting, or for a function only others invoke, the sum of
-    its callers' (each calling invocation waits on one of its invocations)."""
-    if function not in INVOKED_ONLY:
-        return FUNCTION_SETTINGS[function].reserved_concurrency
-    callers = [
-        caller
-        for caller in FUNCTION_SETTINGS
-        if caller != function
-        and any(
-            ENVIRONMENT_SOURCES.get(var) == FromFunction(function)
-            for var in (*declared_environment(caller)[0], *declared_environment(caller)[1])
-        )
+def callers_of(function: str) -> list[str]:
+    """The functions whose environment names `function` (they invoke it), in declaration order."""
+    return [
+        spec.name
+        for spec in catalog.all_specs()
+        if spec.name != function
+        and any(ENVIRONMENT_SOURCES.get(var) == FromFunction(function) for var in spec.declared_environment)
     ]
-    return sum(reserved_concurrency(caller) or 0 for caller in callers) or None
+
+
+def reserved_concurrency(function: str) -> int | None:
+    """The function's reservation: its spec's, or for a function only others invoke, the sum of
+    its callers' (each calling invocation waits on one of its invocations)."""
+    spec = catalog.spec_of(function)
+    if not isinstance(spec.trigger, InvokedOnly):
+        return spec.sizing.reserved_concurrency
+    return sum(reserved_concurrency(caller) or 0 for caller in callers_of(function)) or None
 
 
 def powertools_layer() -> pulumi.Output[str]:
@@ -783,21 +664,21 @@ def signed_powertools_layer(signing: CodeSigning, opts: pulumi.ResourceOptions) 
 
 def _function_args(
     cfg: StackConfig,
-    function: str,
+    spec: FunctionSpec,
     resolved: _Resolved,
     log_key: pulumi.Input[str] | None,
     layer: pulumi.Input[str],
     code_signing: CodeSigningRef | None = None,
 ) -> FunctionArgs:
     """The packaged archive, runtime, sizing, environment and grants of one function."""
-    settings = FUNCTION_SETTINGS[function]
+    function = spec.name
     return FunctionArgs(
         code=str(packaging.build_archive(function, BUILD_DIR)),
         handler=packaging.handler_of(function),
         runtime=packaging.RUNTIME,
         architecture=ARCHITECTURE,
-        timeout_seconds=settings.timeout_seconds,
-        memory_mb=settings.memory_mb,
+        timeout_seconds=spec.sizing.timeout_seconds,
+        memory_mb=spec.sizing.memory_mb,
         environment=resolved.environment,
         layers=[layer],
         grants=resolved.grants,
@@ -809,9 +690,9 @@ def _function_args(
     )
 
 
-def queue_visibility(function: str) -> int:
+def queue_visibility(spec: FunctionSpec) -> int:
     """A consumed queue's visibility timeout: 6 x its consumer's timeout (AWS guidance)."""
-    return 6 * FUNCTION_SETTINGS[function].timeout_seconds
+    return 6 * spec.sizing.timeout_seconds
 
 
 def declare_payment_chain(
@@ -822,17 +703,18 @@ def declare_payment_chain(
     user_pool: UserPoolRef | None = None,
     code_signing: bool = True,
 ) -> PaymentChain:
-    """Declare topics, queues, subscriptions, tables and the nine functions of DESIGN §1.
+    """Declare topics, queues, subscriptions, tables and every function of DESIGN §1, from their specs.
 
     Every function deploys signed (`CodeSigning`): one artifact bucket, Signer profile and
     enforcing code signing configuration per stack, and the pinned Powertools as the stack's own
     signed layer. `code_signing=False` is the explicit opt-out (unsigned archives, AWS's public
     Powertools layer; the policy pack then fails `lambda-code-signing`).
     """
+    specs = catalog.all_specs()
     problems = chain_problems(cfg)
     if problems:
         raise ConfigError(cfg.stack, problems)
-    check_access(list(packaging.FUNCTIONS))
+    check_access(specs)
     key: pulumi.Input[str] | None = None if cfg.dedicated_keys else platform_key_arn
 
     tables = declare_tables(kms_key_arn=key, deletion_protection=cfg.deletion_protection, opts=opts)
@@ -851,22 +733,26 @@ def declare_payment_chain(
         topics[topic.value] = Topic(topic.value, TopicArgs(kms_key_arn=key), opts=opts)
 
     queues: dict[str, Queue] = {}
-    dead_letter_visibility = {source: queue_visibility(fn) for fn, source in DEAD_LETTER_CONSUMERS.items()}
-    for consumer in contract.CONSUMERS:
-        queues[consumer.queue] = Queue(
-            consumer.queue,
+    dead_letter_visibility = {
+        spec.trigger.source_queue: queue_visibility(spec)
+        for spec in specs
+        if isinstance(spec.trigger, DeadLetters)
+    }
+    for consumer, fed in catalog.queue_consumers():
+        queues[fed.queue] = Queue(
+            fed.queue,
             QueueArgs(
                 alarm_topic_arn=alerts.arn,
-                visibility_timeout_seconds=queue_visibility(consumer.function),
-                dead_letter_visibility_timeout_seconds=dead_letter_visibility.get(consumer.queue),
+                visibility_timeout_seconds=queue_visibility(consumer),
+                dead_letter_visibility_timeout_seconds=dead_letter_visibility.get(fed.queue),
                 kms_key_arn=key,
                 subscriptions=[
                     TopicFeed(
                         topics[topic.value].arn,
-                        filter_policy=subscription_filter(consumer, topic),
+                        filter_policy=subscription_filter(fed, topic),
                         name=topic.value,
                     )
-                    for topic in consumer.topics()
+                    for topic in catalog.subscribed_topics(fed)
                 ],
             ),
             opts=opts,
@@ -881,7 +767,6 @@ def declare_payment_chain(
         else None
     )
     builder = _Builder(cfg, tables, topics, queues, sender, user_pool)
-    consumers = {consumer.function: consumer for consumer in contract.CONSUMERS}
     environments: dict[str, dict[str, pulumi.Input[str]]] = {}
     signing = (
         CodeSigning("code-signing", CodeSigningArgs(force_destroy=not cfg.deletion_protection), opts=opts)
@@ -889,20 +774,18 @@ def declare_payment_chain(
         else None
     )
     layer = signed_powertools_layer(signing, opts).arn if signing is not None else powertools_layer()
-    for function in declaration_order(list(packaging.FUNCTIONS)):
-        if function not in FUNCTION_SETTINGS:
-            raise ValueError(f"function {function} has no FUNCTION_SETTINGS entry in infra/payment_chain.py")
-        resolved = builder.resolve(function)
-        environments[function] = resolved.environment
-        args = _function_args(cfg, function, resolved, key, layer, signing.ref if signing else None)
-        settings = FUNCTION_SETTINGS[function]
-        component_name = function.replace("_", "-")
+    for spec in declaration_order(specs):
+        resolved = builder.resolve(spec)
+        environments[spec.name] = resolved.environment
+        args = _function_args(cfg, spec, resolved, key, layer, signing.ref if signing else None)
+        component_name = spec.name.replace("_", "-")
+        trigger = spec.trigger
         declared: AnyFunction
-        if function in consumers or function in DEAD_LETTER_CONSUMERS:
-            if function in consumers:
-                consumed = queues[consumers[function].queue].ref
+        if isinstance(trigger, TopicQueue | DeadLetters):
+            if isinstance(trigger, TopicQueue):
+                consumed = queues[trigger.queue].ref
             else:
-                dead_letter = queues[DEAD_LETTER_CONSUMERS[function]].dead_letter
+                dead_letter = queues[trigger.source_queue].dead_letter
                 assert dead_letter is not None, "every chain queue has a dead-letter queue"
                 consumed = dead_letter
             declared = QueueFunction(
@@ -910,31 +793,26 @@ def declare_payment_chain(
                 QueueFunctionArgs(
                     **vars(args),
                     queue=consumed,
-                    batch_size=settings.batch_size,
-                    batching_window_seconds=settings.batching_window_seconds,
-                    maximum_concurrency=settings.maximum_concurrency,
+                    batch_size=spec.sizing.batch_size,
+                    batching_window_seconds=spec.sizing.batching_window_seconds,
+                    maximum_concurrency=spec.sizing.maximum_concurrency,
                 ),
                 opts=opts,
             )
-        elif settings.schedule is not None:
+        elif isinstance(trigger, Schedule):
             declared = ScheduledFunction(
                 component_name,
                 ScheduledFunctionArgs(
                     **vars(args),
-                    schedule_expression=settings.schedule,
+                    schedule_expression=trigger.expression,
                     alarm_topic_arn=alerts.arn,
                     dead_letter_kms_key_arn=key,
                 ),
                 opts=opts,
             )
-        elif function in INVOKED_ONLY:
-            declared = Function(component_name, args, opts=opts)
         else:
-            raise ValueError(
-                f"function {function} has no trigger: add it to contract.CONSUMERS, "
-                "DEAD_LETTER_CONSUMERS, a FUNCTION_SETTINGS schedule or INVOKED_ONLY"
-            )
-        builder.functions[function] = declared
+            declared = Function(component_name, args, opts=opts)
+        builder.functions[spec.name] = declared
 
     chain = PaymentChain(
         tables=tables,

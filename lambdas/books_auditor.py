@@ -39,22 +39,9 @@ from lambdas.shared.books import CampaignAudit, Finding, audit_campaign, confirm
 from lambdas.shared.config import env_int, env_str, require_environment
 from lambdas.shared.contract import CampaignState, Metric
 from lambdas.shared.telemetry import function_logger, function_metrics
+from lambdas.specs.books_auditor import SPEC
 
-FUNCTION = "books_auditor"
-ENVIRONMENT: tuple[str, ...] = (
-    c.FUNDINGS_TABLE.env_var,
-    c.PAYMENTS_TABLE.env_var,
-    c.TRANSACTIONS_TABLE.env_var,
-    c.ENV_SETTLEMENT_HORIZON_SECONDS,
-)
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
-ACCESS: dict[str, tuple[str, ...]] = {
-    c.FUNDINGS_TABLE.env_var: ("dynamodb:GetItem", f"dynamodb:Query@{c.FUNDINGS_BY_STATE_INDEX}"),
-    c.PAYMENTS_TABLE.env_var: (f"dynamodb:Query@{c.PAYMENTS_BY_FUNDING_INDEX}",),
-    c.TRANSACTIONS_TABLE.env_var: ("dynamodb:Query",),
-}
-"""Read-only: the auditor must never be able to change what it audits."""
-require_environment(ENVIRONMENT, function=FUNCTION)
+require_environment(SPEC.environment, function=SPEC.name)
 
 AUDIT_WINDOW = timedelta(days=7)
 """How long after its endDate a settled campaign is still audited (see the module docstring)."""
@@ -66,8 +53,8 @@ MAX_FINDINGS_LOGGED = 1000
 """A flood of findings (a systemic fault) is logged up to this many lines per run, then counted."""
 UNSUCCESSFUL = (CampaignState.FAILED, CampaignState.DELETED)
 
-logger = function_logger(FUNCTION)
-metrics = function_metrics(FUNCTION)
+logger = function_logger(SPEC.name)
+metrics = function_metrics(SPEC.name)
 
 _STATE = {"#state": "state"}
 

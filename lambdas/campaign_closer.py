@@ -44,31 +44,9 @@ from lambdas.shared.gateway import GatewayError, gateway_client
 from lambdas.shared.owed import settle
 from lambdas.shared.payments import STATE, payments_table
 from lambdas.shared.telemetry import correlated, count, function_logger, function_metrics
+from lambdas.specs.campaign_closer import SPEC
 
-FUNCTION = "campaign_closer"
-ENVIRONMENT: tuple[str, ...] = (
-    c.FUNDINGS_TABLE.env_var,
-    c.PAYMENTS_TABLE.env_var,
-    c.ENV_PAYMENTS_TOPIC_ARN,
-    c.ENV_FUNDING_TARGET_TOPIC_ARN,
-    c.ENV_PG_GATEWAY_FUNCTION,
-)
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
-ACCESS: dict[str, tuple[str, ...]] = {
-    # Query: due and unfinished campaigns; GetItem: the refund check; UpdateItem: close, markers,
-    # and the campaign's share of each refund transaction.
-    c.FUNDINGS_TABLE.env_var: (
-        f"dynamodb:Query@{c.FUNDINGS_BY_STATE_INDEX}",
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
-    ),
-    # Query: a campaign's captured / still-owed refunded payments; UpdateItem: refunds, `owed`.
-    c.PAYMENTS_TABLE.env_var: (f"dynamodb:Query@{c.PAYMENTS_BY_FUNDING_INDEX}", "dynamodb:UpdateItem"),
-    c.ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
-    c.ENV_FUNDING_TARGET_TOPIC_ARN: ("sns:Publish",),
-    c.ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction",),
-}
-require_environment(ENVIRONMENT, function=FUNCTION)
+require_environment(SPEC.environment, function=SPEC.name)
 
 REFUND_CHUNK = 99
 RECENT_CLOSE_WINDOW = timedelta(days=7)
@@ -81,8 +59,8 @@ REFUND_REASONS: dict[str, str] = {
 }
 """The reason a refund carries (stored on the payment, so its event is the same when re-sent)."""
 
-logger = function_logger(FUNCTION)
-metrics = function_metrics(FUNCTION)
+logger = function_logger(SPEC.name)
+metrics = function_metrics(SPEC.name)
 
 
 def _due_campaigns(now: datetime) -> list[dict[str, Any]]:

@@ -59,32 +59,16 @@ from lambdas.shared.contract import CampaignState, Metric, PaymentState
 from lambdas.shared.events import goal_reached_event, payment_event, publish, publish_all, state_event
 from lambdas.shared.payments import clear_owed, payments_table, set_fields_once
 from lambdas.shared.telemetry import amount, correlated, count, function_logger, function_metrics
+from lambdas.specs.funding_update import SPEC
 
-FUNCTION = "funding_update"
-ENVIRONMENT: tuple[str, ...] = (
-    c.FUNDINGS_TABLE.env_var,
-    c.PAYMENTS_TABLE.env_var,
-    c.ENV_PAYMENTS_TOPIC_ARN,
-    c.ENV_FUNDING_TARGET_TOPIC_ARN,
-)
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
-ACCESS: dict[str, tuple[str, ...]] = {
-    # BatchGetItem: the campaign (with its payments); UpdateItem: its share of the capture
-    # transaction, goalPublishedAt.
-    c.FUNDINGS_TABLE.env_var: ("dynamodb:BatchGetItem", "dynamodb:UpdateItem"),
-    # BatchGetItem: the batch's payments; UpdateItem: captures, cancelRequestedAt, clearing `owed`.
-    c.PAYMENTS_TABLE.env_var: ("dynamodb:BatchGetItem", "dynamodb:UpdateItem"),
-    c.ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
-    c.ENV_FUNDING_TARGET_TOPIC_ARN: ("sns:Publish",),
-}
-require_environment(ENVIRONMENT, function=FUNCTION)
+require_environment(SPEC.environment, function=SPEC.name)
 
 MAX_TRANSACTION_ITEMS = 100
 """DynamoDB's TransactWriteItems limit: one campaign update plus up to 99 payments."""
 MAX_CONTENTION_RETRIES = 10
 
-logger = function_logger(FUNCTION)
-metrics = function_metrics(FUNCTION)
+logger = function_logger(SPEC.name)
+metrics = function_metrics(SPEC.name)
 
 
 class ContentionError(RuntimeError):

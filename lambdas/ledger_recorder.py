@@ -32,15 +32,9 @@ from lambdas.shared.batch import parse_record
 from lambdas.shared.config import env_str, require_environment
 from lambdas.shared.contract import TRANSACTIONS_TABLE, EventType, Metric, ledger_record_key, utc_now_iso
 from lambdas.shared.telemetry import count, function_logger, function_metrics
+from lambdas.specs.ledger_recorder import SPEC
 
-FUNCTION = "ledger_recorder"
-ENVIRONMENT: tuple[str, ...] = (TRANSACTIONS_TABLE.env_var,)
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
-ACCESS: dict[str, tuple[str, ...]] = {
-    # Conditional puts only (inside TransactWriteItems): the ledger is append-only.
-    TRANSACTIONS_TABLE.env_var: ("dynamodb:PutItem",),
-}
-require_environment(ENVIRONMENT, function=FUNCTION)
+require_environment(SPEC.environment, function=SPEC.name)
 
 TRANSACTION_LIMIT = 100
 """DynamoDB's TransactWriteItems maximum."""
@@ -51,8 +45,8 @@ _RETRYABLE = {"None", "TransactionConflict", "ThrottlingError", "ProvisionedThro
 
 _COPIED = ("eventId", "type", "occurredAt", "paymentId", "userId", "amount")
 
-logger = function_logger(FUNCTION)
-metrics = function_metrics(FUNCTION)
+logger = function_logger(SPEC.name)
+metrics = function_metrics(SPEC.name)
 
 Key = tuple[str, str]
 

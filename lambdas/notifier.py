@@ -30,9 +30,6 @@ from lambdas.shared.config import env_optional, require_environment
 from lambdas.shared.contract import (
     ENV_COGNITO_USER_POOL_ID,
     ENV_SES_SENDER,
-    FUNDINGS_TABLE,
-    IDEMPOTENCY_TABLE,
-    PAYMENTS_TABLE,
     EventType,
     Metric,
 )
@@ -40,31 +37,12 @@ from lambdas.shared.idempotency import run_once
 from lambdas.shared.payments import get_payment
 from lambdas.shared.telemetry import count, function_logger, function_metrics
 from lambdas.shared.templates import CREATOR, TEMPLATES, money, render
+from lambdas.specs.notifier import SPEC
 
-FUNCTION = "notifier"
-ENVIRONMENT: tuple[str, ...] = (
-    FUNDINGS_TABLE.env_var,
-    PAYMENTS_TABLE.env_var,
-    IDEMPOTENCY_TABLE.env_var,
-)
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = (ENV_SES_SENDER, ENV_COGNITO_USER_POOL_ID)
-ACCESS: dict[str, tuple[str, ...]] = {
-    FUNDINGS_TABLE.env_var: ("dynamodb:GetItem",),
-    PAYMENTS_TABLE.env_var: ("dynamodb:GetItem",),
-    # Powertools idempotency: one email per eventId.
-    IDEMPOTENCY_TABLE.env_var: (
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-    ),
-    ENV_SES_SENDER: ("ses:SendEmail",),
-    ENV_COGNITO_USER_POOL_ID: ("cognito-idp:ListUsers",),
-}
-require_environment(ENVIRONMENT, function=FUNCTION)
+require_environment(SPEC.environment, function=SPEC.name)
 
-logger = function_logger(FUNCTION)
-metrics = function_metrics(FUNCTION)
+logger = function_logger(SPEC.name)
+metrics = function_metrics(SPEC.name)
 
 
 def _cognito_email(user_id: str | None) -> str | None:
@@ -145,7 +123,7 @@ def _notify(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _process(event: dict[str, Any], record: SQSRecord, context: Any) -> None:
-    run_once(FUNCTION, _notify, event, key="eventId", context=context)
+    run_once(SPEC.name, _notify, event, key="eventId", context=context)
 
 
 @metrics.log_metrics

@@ -1,7 +1,8 @@
 """Deployment archives for the functions: deterministic zips the infrastructure and tests share.
 
-An archive holds `lambdas/__init__.py`, `lambdas/shared/**` and `lambdas/<function>.py`, nothing
-else (no boto3, no Powertools, no tests, no other functions, no bytecode). Entries are sorted,
+An archive holds `lambdas/__init__.py`, `lambdas/shared/**`, `lambdas/<function>.py` and the spec
+the handler reads at cold start (`lambdas/specs/__init__.py`, `model.py`, `<function>.py`), nothing
+else (no boto3, no Powertools, no tests, no other function or its spec, no bytecode). Entries are sorted,
 timestamps fixed at 1980-01-01, permissions 0644, compression fixed, so the same source gives a
 byte-identical archive and an unchanged function's hash does not change (no redeploy).
 
@@ -23,22 +24,13 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from lambdas.specs import catalog
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent
 
-FUNCTIONS: tuple[str, ...] = (
-    "pg_gateway",
-    "payment_processor",
-    "payment_retry",
-    "funding_update",
-    "transaction_check",
-    "ledger_recorder",
-    "notifier",
-    "campaign_closer",
-    "reconciler",
-    "books_auditor",
-)
-"""Every function, by module name under `lambdas/`."""
+SPEC_FILES = ("__init__.py", "model.py")
+"""What every handler's `from lambdas.specs.<function> import SPEC` needs besides its own spec."""
 
 RUNTIME = "python3.11"
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
@@ -89,6 +81,8 @@ def source_files(function_name: str) -> list[tuple[str, Path]]:
     files = [
         ("lambdas/__init__.py", PACKAGE_DIR / "__init__.py"),
         (f"lambdas/{function_name}.py", PACKAGE_DIR / f"{function_name}.py"),
+        *((f"lambdas/specs/{name}", PACKAGE_DIR / "specs" / name) for name in SPEC_FILES),
+        (f"lambdas/specs/{function_name}.py", PACKAGE_DIR / "specs" / f"{function_name}.py"),
     ]
     for path in (PACKAGE_DIR / "shared").rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix not in _EXCLUDED_SUFFIXES:
@@ -207,5 +201,4 @@ def powertools_layer_ssm_parameter(
 
 
 def _check(function_name: str) -> None:
-    if function_name not in FUNCTIONS:
-        raise ValueError(f"unknown function {function_name!r}; expected one of {', '.join(FUNCTIONS)}")
+    catalog.spec_of(function_name)  # a ValueError naming the known functions

@@ -33,8 +33,6 @@ from lambdas.shared import aws
 from lambdas.shared.batch import consume, receive_count
 from lambdas.shared.config import require_environment
 from lambdas.shared.contract import (
-    ENV_PAYMENTS_TOPIC_ARN,
-    ENV_PG_GATEWAY_FUNCTION,
     OWED_ATTRIBUTE,
     PAYMENTS_TABLE,
     EventType,
@@ -45,20 +43,12 @@ from lambdas.shared.events import publish_all, state_event
 from lambdas.shared.gateway import gateway_client
 from lambdas.shared.payments import clear_owed, payments_table, record_void, transition_or_current
 from lambdas.shared.telemetry import count, function_logger, function_metrics
+from lambdas.specs.payment_processor import SPEC
 
-FUNCTION = "payment_processor"
-ENVIRONMENT: tuple[str, ...] = (PAYMENTS_TABLE.env_var, ENV_PAYMENTS_TOPIC_ARN, ENV_PG_GATEWAY_FUNCTION)
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
-ACCESS: dict[str, tuple[str, ...]] = {
-    # BatchGetItem: the batch's payments; UpdateItem: transitions, voidedAt, clearing `owed`.
-    PAYMENTS_TABLE.env_var: ("dynamodb:BatchGetItem", "dynamodb:UpdateItem"),
-    ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
-    ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction",),
-}
-require_environment(ENVIRONMENT, function=FUNCTION)
+require_environment(SPEC.environment, function=SPEC.name)
 
-logger = function_logger(FUNCTION)
-metrics = function_metrics(FUNCTION)
+logger = function_logger(SPEC.name)
+metrics = function_metrics(SPEC.name)
 
 
 class PaymentNotFoundError(LookupError):

@@ -32,14 +32,10 @@ from lambdas.shared.batch import consume
 from lambdas.shared.config import env_int, env_str, require_environment
 from lambdas.shared.contract import (
     ENV_PAYMENT_PROCESSING_QUEUE_URL,
-    ENV_PAYMENTS_TOPIC_ARN,
-    ENV_PG_GATEWAY_FUNCTION,
     ENV_RETRY_BASE_DELAY_SECONDS,
     ENV_RETRY_MAX_ATTEMPTS,
     ENV_RETRY_MAX_DELAY_SECONDS,
-    IDEMPOTENCY_TABLE,
     OWED_ATTRIBUTE,
-    PAYMENTS_TABLE,
     EventType,
     Metric,
     PaymentState,
@@ -52,39 +48,16 @@ from lambdas.shared.idempotency import run_once
 from lambdas.shared.owed import needs_void, settle
 from lambdas.shared.payments import get_payment, transition_or_current
 from lambdas.shared.telemetry import count, function_logger, function_metrics
+from lambdas.specs.payment_retry import SPEC
 
-FUNCTION = "payment_retry"
-ENVIRONMENT: tuple[str, ...] = (
-    PAYMENTS_TABLE.env_var,
-    IDEMPOTENCY_TABLE.env_var,
-    ENV_PAYMENTS_TOPIC_ARN,
-    ENV_PAYMENT_PROCESSING_QUEUE_URL,
-    ENV_PG_GATEWAY_FUNCTION,
-    ENV_RETRY_MAX_ATTEMPTS,
-)
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = (ENV_RETRY_BASE_DELAY_SECONDS, ENV_RETRY_MAX_DELAY_SECONDS)
-ACCESS: dict[str, tuple[str, ...]] = {
-    # GetItem: the payment; UpdateItem: PENDING→FAILED, voidedAt, clearing `owed`.
-    PAYMENTS_TABLE.env_var: ("dynamodb:GetItem", "dynamodb:UpdateItem"),
-    # Powertools idempotency of the re-sends.
-    IDEMPOTENCY_TABLE.env_var: (
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-    ),
-    ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
-    ENV_PAYMENT_PROCESSING_QUEUE_URL: ("sqs:SendMessage",),
-    ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction",),
-}
-require_environment(ENVIRONMENT, function=FUNCTION)
+require_environment(SPEC.environment, function=SPEC.name)
 
 SQS_MAX_DELAY_SECONDS = 900
 DEFAULT_BASE_DELAY_SECONDS = 30
 FAILURE_REASON = "gateway unavailable after retries"
 
-logger = function_logger(FUNCTION)
-metrics = function_metrics(FUNCTION)
+logger = function_logger(SPEC.name)
+metrics = function_metrics(SPEC.name)
 
 
 def backoff_seconds(attempt: int) -> int:
@@ -110,7 +83,7 @@ def _retry(event: dict[str, Any], attempt: int, context: Any) -> None:
     next_event = dict(event, attempt=attempt + 1)
     delay = backoff_seconds(attempt)
     run_once(
-        FUNCTION,
+        SPEC.name,
         _send,
         {"event": next_event, "delaySeconds": delay},
         key="[event.eventId, event.attempt]",

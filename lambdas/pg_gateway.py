@@ -66,27 +66,16 @@ from lambdas.shared.contract import (
 )
 from lambdas.shared.gateway import APPROVED, DECLINED, REFUNDED, VOIDED
 from lambdas.shared.telemetry import function_logger
+from lambdas.specs.pg_gateway import SPEC
 
-FUNCTION = "pg_gateway"
-ENVIRONMENT: tuple[str, ...] = (IDEMPOTENCY_TABLE.env_var,)
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = (
-    ENV_PG_TRANSIENT_FAILURE_RATE,
-    ENV_PG_DECLINE_RATE,
-    ENV_PG_LATENCY_MS,
-    ENV_PG_SEED,
-)
-ACCESS: dict[str, tuple[str, ...]] = {
-    # The per-payment gateway record: one conditional update per operation.
-    IDEMPOTENCY_TABLE.env_var: ("dynamodb:UpdateItem",),
-}
-require_environment(ENVIRONMENT, function=FUNCTION)
+require_environment(SPEC.environment, function=SPEC.name)
 
 OPERATIONS = ("authorize", "void", "refund")
 DECLINE_REASONS = ("insufficient_funds", "card_declined", "do_not_honor")
 VOIDED_FIRST = "voided"
 """Decline reason of an authorize that arrived after the payment's void."""
 
-logger = function_logger(FUNCTION)
+logger = function_logger(SPEC.name)
 _rng: list[random.Random] = []
 aws.on_reset(_rng.clear)
 

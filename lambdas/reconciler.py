@@ -58,14 +58,11 @@ from lambdas.shared.config import env_int, env_str, require_environment
 from lambdas.shared.contract import (
     ENV_LEDGER_DEAD_LETTER_QUEUE_URL,
     ENV_LEDGER_QUEUE_URL,
-    ENV_PAYMENTS_TOPIC_ARN,
-    ENV_PG_GATEWAY_FUNCTION,
     ENV_RECONCILE_AFTER_SECONDS,
     OWED_ATTRIBUTE,
     OWED_SINCE_ATTRIBUTE,
     PAYMENTS_BY_OWED_INDEX,
     PAYMENTS_BY_STATE_INDEX,
-    PAYMENTS_TABLE,
     EnvelopeError,
     EventType,
     Metric,
@@ -77,37 +74,9 @@ from lambdas.shared.events import derived_event_id, publish_all, state_event
 from lambdas.shared.owed import settle
 from lambdas.shared.payments import STATE, payments_table
 from lambdas.shared.telemetry import count, function_logger, function_metrics
+from lambdas.specs.reconciler import SPEC
 
-FUNCTION = "reconciler"
-ENVIRONMENT: tuple[str, ...] = (
-    PAYMENTS_TABLE.env_var,
-    ENV_PAYMENTS_TOPIC_ARN,
-    ENV_RECONCILE_AFTER_SECONDS,
-    ENV_PG_GATEWAY_FUNCTION,
-    ENV_LEDGER_QUEUE_URL,
-    ENV_LEDGER_DEAD_LETTER_QUEUE_URL,
-)
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
-ACCESS: dict[str, tuple[str, ...]] = {
-    # Query: stale PENDING/APPROVED and owed payments; UpdateItem: claims, voidedAt, clearing `owed`.
-    PAYMENTS_TABLE.env_var: (
-        f"dynamodb:Query@{PAYMENTS_BY_STATE_INDEX}",
-        f"dynamodb:Query@{PAYMENTS_BY_OWED_INDEX}",
-        "dynamodb:UpdateItem",
-    ),
-    ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
-    ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction",),
-    # SendMessageBatch is authorized as sqs:SendMessage.
-    ENV_LEDGER_QUEUE_URL: ("sqs:SendMessage",),
-    # ChangeMessageVisibility: poison and unsent messages are made visible again at the end of the
-    # run, so the DLQ's depth alarm does not flap to OK while they are hidden by the receive.
-    ENV_LEDGER_DEAD_LETTER_QUEUE_URL: (
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:ChangeMessageVisibility",
-    ),
-}
-require_environment(ENVIRONMENT, function=FUNCTION)
+require_environment(SPEC.environment, function=SPEC.name)
 
 MAX_PER_RUN = 500
 """Bounded work per category and run (owed work: per owed state); the rest waits for the next tick."""
@@ -139,8 +108,8 @@ SQS_BATCH_ENTRIES = 10
 SQS_BATCH_BYTES = 262_144
 """Payload bytes per SendMessageBatch we stay under (SQS's long-standing limit; 1 MiB today)."""
 
-logger = function_logger(FUNCTION)
-metrics = function_metrics(FUNCTION)
+logger = function_logger(SPEC.name)
+metrics = function_metrics(SPEC.name)
 
 
 def _iso(moment: datetime) -> str:

@@ -26,11 +26,8 @@ from lambdas.shared import aws
 from lambdas.shared.batch import consume
 from lambdas.shared.config import require_environment
 from lambdas.shared.contract import (
-    ENV_PAYMENTS_TOPIC_ARN,
-    ENV_PG_GATEWAY_FUNCTION,
     OWED_ATTRIBUTE,
     PAYMENTS_BY_FUNDING_INDEX,
-    PAYMENTS_TABLE,
     EventType,
     Metric,
     PaymentState,
@@ -39,24 +36,12 @@ from lambdas.shared.contract import (
 from lambdas.shared.owed import settle
 from lambdas.shared.payments import STATE, get_payment, payments_table, transition_or_current
 from lambdas.shared.telemetry import count, function_logger, function_metrics
+from lambdas.specs.transaction_check import SPEC
 
-FUNCTION = "transaction_check"
-ENVIRONMENT: tuple[str, ...] = (PAYMENTS_TABLE.env_var, ENV_PAYMENTS_TOPIC_ARN, ENV_PG_GATEWAY_FUNCTION)
-OPTIONAL_ENVIRONMENT: tuple[str, ...] = ()
-ACCESS: dict[str, tuple[str, ...]] = {
-    # GetItem: the payment; UpdateItem: the claim, voidedAt, clearing `owed`; Query: a campaign's payments.
-    PAYMENTS_TABLE.env_var: (
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
-        f"dynamodb:Query@{PAYMENTS_BY_FUNDING_INDEX}",
-    ),
-    ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",),
-    ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction",),
-}
-require_environment(ENVIRONMENT, function=FUNCTION)
+require_environment(SPEC.environment, function=SPEC.name)
 
-logger = function_logger(FUNCTION)
-metrics = function_metrics(FUNCTION)
+logger = function_logger(SPEC.name)
+metrics = function_metrics(SPEC.name)
 
 
 def cancel_payment(payment_id: str, reason: str) -> str:

@@ -1,7 +1,8 @@
 """Configuration from environment variables, checked at cold start.
 
-Every function module declares `ENVIRONMENT` (required names) and `OPTIONAL_ENVIRONMENT`; the
-infrastructure reads both to set exactly that environment. `require_environment` runs at import
+Every function's spec (`lambdas/specs/<function>.py`) declares `environment` (required names) and
+`optional_environment`; the infrastructure reads both to set exactly that environment, and the
+handler passes its spec's `environment` to `require_environment`, which runs at import
 so a misconfigured function fails its cold start with a message that names what is missing,
 instead of failing later on the first message (and burning its retries). Values are read from
 `os.environ` at call time, so tests may set them before calling a handler.

@@ -1,7 +1,8 @@
 """The platform's wire contract: event envelope, states, table layouts, environment names, metrics.
 
-One place, imported by the API (producer), the functions (consumers) and the infrastructure
-(which derives tables, subscription filters and environments from it). Dependency-free on
+One place, imported by the API (producer), the functions (consumers), their specs
+(`lambdas/specs/`: which events each queue takes, which variables each function reads) and the
+infrastructure (which derives tables and environments from it). Dependency-free on
 purpose: it ships inside every function archive and the API image.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -369,52 +370,3 @@ class Metric(StrEnum):
     CAMPAIGNS_AUDITED = "CampaignsAudited"
     AUDITS_COMPLETED = "AuditsCompleted"  # 1 per run that audited every campaign in scope
     BOOKS_FINDINGS = "BooksFindings"  # every finding of a run, whatever its kind (the one alarm on them)
-
-
-@dataclass(frozen=True)
-class Consumer:
-    """Which events a queue-driven function consumes; the infrastructure derives filters from it."""
-
-    function: str
-    queue: str
-    events: tuple[EventType, ...] = field(default_factory=tuple)
-
-    def topics(self) -> tuple[Topic, ...]:
-        """The topics this consumer's queue subscribes to, in a stable order."""
-        seen: list[Topic] = []
-        for event in self.events:
-            topic = TOPIC_OF_EVENT[event]
-            if topic not in seen:
-                seen.append(topic)
-        return tuple(seen)
-
-    def events_on(self, topic: Topic) -> tuple[EventType, ...]:
-        """The subset of this consumer's events published on `topic` (its filter policy)."""
-        return tuple(e for e in self.events if TOPIC_OF_EVENT[e] is topic)
-
-
-ALL_PAYMENT_AND_FUNDING_EVENTS = tuple(EventType)
-
-CONSUMERS: tuple[Consumer, ...] = (
-    Consumer("payment_processor", "payment-processing", (EventType.PAYMENT_REQUESTED,)),
-    Consumer("funding_update", "funding-update", (EventType.PAYMENT_APPROVED,)),
-    Consumer(
-        "transaction_check",
-        "transaction-check",
-        (EventType.PAYMENT_CANCEL_REQUESTED, EventType.FUNDING_GOAL_REACHED),
-    ),
-    Consumer("ledger_recorder", "ledger", ALL_PAYMENT_AND_FUNDING_EVENTS),
-    Consumer(
-        "notifier",
-        "notifications",
-        (
-            EventType.FUNDING_GOAL_REACHED,
-            EventType.FUNDING_FAILED,
-            EventType.PAYMENT_DECLINED,
-            EventType.PAYMENT_FAILED,
-            EventType.PAYMENT_CANCELLED,
-            EventType.PAYMENT_REFUNDED,
-        ),
-    ),
-)
-"""Topic-fed consumers (DESIGN §1). payment_retry consumes the payment-processing DLQ instead."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from infra.config import ConfigError, parse
-from infra.payment_chain import FUNCTION_SETTINGS, reserved_concurrency
+from infra.payment_chain import callers_of, reserved_concurrency
+from lambdas.specs import catalog
 from tests.conftest import SynthFn
 from toolchain.report import build_report
 from toolchain.report.estimate import Load
@@ -44,8 +45,9 @@ def test_the_money_path_reserves_at_least_what_its_mappings_allow(synth: SynthFn
 
 def test_the_gateway_reserves_what_its_callers_can_hold_at_once() -> None:
     callers = ("payment_processor", "payment_retry", "transaction_check", "campaign_closer", "reconciler")
+    assert tuple(callers_of("pg_gateway")) == callers
     assert reserved_concurrency("pg_gateway") == sum(
-        FUNCTION_SETTINGS[c].reserved_concurrency or 0 for c in callers
+        catalog.spec_of(c).sizing.reserved_concurrency or 0 for c in callers
     )
 
 

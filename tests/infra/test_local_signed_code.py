@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockResourceArgs
 
-from lambdas import packaging
+from lambdas.specs import catalog
 from toolchain.embedded.mocks import EmulatorMocks
 from toolchain.project import synthesize
 
@@ -44,7 +44,7 @@ def test_every_local_function_runs_the_archive_its_signed_object_came_from() -> 
         "code" not in f.inputs and f.inputs["s3Key"].startswith("signed/") for f in functions
     )
     archives = sorted(Path(f.archive).name for f in mocks.deployment.functions.values())
-    assert archives == sorted(f"{name}.zip" for name in packaging.FUNCTIONS)
+    assert archives == sorted(f"{name}.zip" for name in catalog.function_names())
     for function in mocks.deployment.functions.values():
         assert Path(function.archive).is_file(), function.name
 

@@ -21,9 +21,10 @@ import pytest
 from awsblocks.observability.layout import layout_problems
 from awsblocks.testing import Synthesis
 
-from infra import observability
-from infra.payment_chain import FUNCTION_SETTINGS
+from infra import observability, payment_chain
 from lambdas.shared import books, contract
+from lambdas.specs import catalog
+from lambdas.specs.model import TopicQueue
 from tests.conftest import SynthFn
 from tests.dashboards.bodies import MetricRef, log_sources, metric_refs
 from toolchain.preview import render_tree
@@ -311,7 +312,11 @@ def test_failed_payments_table_queries_the_functions_that_receive_payment_failed
 ) -> None:
     s = synth(stack)
     facts = facts_of(s)
-    receivers = [c.function for c in contract.CONSUMERS if contract.EventType.PAYMENT_FAILED in c.events]
+    receivers = [
+        spec.name
+        for spec in catalog.all_specs()
+        if isinstance(spec.trigger, TopicQueue) and contract.EventType.PAYMENT_FAILED in spec.trigger.events
+    ]
     expected = sorted(facts.function_log_groups[f"{name.replace('_', '-')}-function"] for name in receivers)
     assert sorted(log_sources(business_body(s))) == expected
     assert set(expected) <= facts.log_groups
@@ -421,7 +426,7 @@ def service_of(facts: StackFacts, function_resource: str) -> str:
 def test_every_books_finding_and_the_auditors_silence_alarm_ops_alerts(synth: SynthFn, stack: str) -> None:
     s = synth(stack)
     facts = facts_of(s)
-    period = books.rate_seconds(FUNCTION_SETTINGS["books_auditor"].schedule or "")
+    period = books.rate_seconds(payment_chain.schedule_of(catalog.spec_of("books_auditor")))
     assert period == 900
     custom = {
         a.inputs["metricName"]: a.inputs

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-import sys
-import types
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,11 @@ from pulumi.runtime.mocks import MockResourceArgs
 
 from infra import payment_chain
 from infra.config import parse
-from infra.payment_chain import FUNCTION_SETTINGS, RUNTIME_ENVIRONMENT, declared_access, declared_environment
+from infra.payment_chain import RUNTIME_ENVIRONMENT
 from lambdas import packaging
 from lambdas.shared import contract
+from lambdas.specs import catalog
+from lambdas.specs.model import FunctionSpec, InvokedOnly, Schedule, Sizing
 from tests.conftest import SynthFn
 from toolchain.project import read_stack_config
 
@@ -99,14 +100,15 @@ def granted(s: Synthesis, name: str, *, kms: bool = False) -> set[tuple[str, str
 
 
 def declared(s: Synthesis, name: str) -> set[tuple[str, str]]:
-    """(action, resource) exactly as the function's ACCESS declares them, on the resources this
+    """(action, resource) exactly as the function's spec's access declares them, on the resources this
     stack declares (an optional one it leaves out, such as the sender, grants nothing)."""
     pairs: set[tuple[str, str]] = set()
     declared_names = {r.name for r in s.resources}
-    for var, actions in declared_access(name).items():
+    spec = catalog.spec_of(name)
+    for var, actions in spec.access.items():
         target = resource_name(s, payment_chain.ENVIRONMENT_SOURCES[var])
         if target not in declared_names:
-            assert var in declared_environment(name)[1], f"{name} requires {var}, yet {target} is absent"
+            assert var in spec.optional_environment, f"{name} requires {var}, yet {target} is absent"
             continue
         for entry in actions:
             action, at, index = entry.partition("@")
@@ -126,7 +128,7 @@ def own_needs(name: str) -> set[tuple[str, str]]:
     needs |= {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
     if name in EXPECTED_SOURCES:
         needs |= {(action, EXPECTED_SOURCES[name]) for action in CONSUME}
-    if FUNCTION_SETTINGS[name].schedule is not None:  # failed async invocations go to its DLQ
+    if isinstance(catalog.spec_of(name).trigger, Schedule):  # failed async invocations go to its DLQ
         needs |= {(a, f"{component(name)}-dlq-queue") for a in ("sqs:GetQueueAttributes", "sqs:SendMessage")}
     return needs
 
@@ -134,11 +136,11 @@ def own_needs(name: str) -> set[tuple[str, str]]:
 def test_every_packaged_function_is_declared_once(synth: SynthFn) -> None:
     s = synth("dev")
     declared_functions = {f.name for f in s.of_type("aws:lambda/function:Function")}
-    assert declared_functions == {f"{component(name)}-function" for name in packaging.FUNCTIONS}
+    assert declared_functions == {f"{component(name)}-function" for name in catalog.function_names()}
 
 
 @pytest.mark.parametrize("stack", STACKS)
-@pytest.mark.parametrize("name", packaging.FUNCTIONS)
+@pytest.mark.parametrize("name", catalog.function_names())
 def test_each_role_holds_exactly_its_access_declaration(synth: SynthFn, stack: str, name: str) -> None:
     s = synth(stack)
     assert granted(s, name) == declared(s, name) | own_needs(name)
@@ -146,7 +148,7 @@ def test_each_role_holds_exactly_its_access_declaration(synth: SynthFn, stack: s
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_sweeper_may_redrive_the_ledgers_dlq_and_touch_no_other_queue(synth: SynthFn, stack: str) -> None:
-    """Written out, not derived from ACCESS: receive and delete on the ledger's DLQ (and make a
+    """Written out, not derived from the spec's access: receive and delete on the ledger's DLQ (and make a
     kept message visible again), send on the ledger queue; its own DLQ for failed schedule events."""
     s = synth(stack)
     sqs = {(action, resource) for action, resource in granted(s, "reconciler") if action.startswith("sqs:")}
@@ -196,7 +198,7 @@ def test_the_ledger_stays_append_only_and_the_notifier_only_reads_the_money_tabl
         assert notifier and not notifier & writes, f"the notifier may not write {table}"
 
 
-@pytest.mark.parametrize("name", packaging.FUNCTIONS)
+@pytest.mark.parametrize("name", catalog.function_names())
 def test_a_query_on_an_index_grants_nothing_else_on_that_index(synth: SynthFn, name: str) -> None:
     s = synth("dev")
     on_indexes = {action for action, resource in granted(s, name) if "/index/" in resource}
@@ -206,7 +208,7 @@ def test_a_query_on_an_index_grants_nothing_else_on_that_index(synth: SynthFn, n
     }
 
 
-@pytest.mark.parametrize("name", packaging.FUNCTIONS)
+@pytest.mark.parametrize("name", catalog.function_names())
 def test_dev_uses_the_platform_key_for_everything(synth: SynthFn, name: str) -> None:
     s = synth("dev")
     assert [k.name for k in s.of_type("aws:kms/key:Key")] == ["platform-key"]
@@ -220,7 +222,7 @@ def _key_of(resource: DeclaredResource) -> str:
     return str(inputs["kmsMasterKeyId"])
 
 
-@pytest.mark.parametrize("name", packaging.FUNCTIONS)
+@pytest.mark.parametrize("name", catalog.function_names())
 def test_prod_grants_the_own_keys_of_exactly_the_resources_a_function_uses(synth: SynthFn, name: str) -> None:
     s = synth("prod")
     arns = by_arn(s)
@@ -320,10 +322,10 @@ def test_each_consumer_reads_its_queue_with_partial_batch_failures(synth: SynthF
     }
     for name, queue_name in EXPECTED_SOURCES.items():
         mapping = mappings[f"{name.replace('_', '-')}-function"]
-        settings = FUNCTION_SETTINGS[name]
+        sizing = catalog.spec_of(name).sizing
         assert mapping["functionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert mapping["batchSize"] == settings.batch_size
-        assert mapping["maximumBatchingWindowInSeconds"] == settings.batching_window_seconds
+        assert mapping["batchSize"] == sizing.batch_size
+        assert mapping["maximumBatchingWindowInSeconds"] == sizing.batching_window_seconds
         queue = s.named(queue_name, "aws:sqs/queue:Queue")
         assert queue.inputs["visibilityTimeoutSeconds"] >= 6 * function(s, name).inputs["timeout"]
 
@@ -342,17 +344,17 @@ def test_every_dead_letter_queue_alarms_to_ops_alerts(synth: SynthFn, stack: str
     dead_letter_queues = {
         q.name for q in s.of_type("aws:sqs/queue:Queue") if q.name.endswith("dlq") or "-dlq-" in q.name
     }
-    scheduled = [name for name in packaging.FUNCTIONS if FUNCTION_SETTINGS[name].schedule is not None]
-    assert watched == dead_letter_queues and len(watched) == len(contract.CONSUMERS) + len(scheduled)
+    scheduled = [spec for spec in catalog.all_specs() if isinstance(spec.trigger, Schedule)]
+    assert watched == dead_letter_queues and len(watched) == len(catalog.queue_consumers()) + len(scheduled)
     assert {arns[alerts]} == {"ops-alerts-topic"}
 
 
-@pytest.mark.parametrize("name", packaging.FUNCTIONS)
-def test_each_function_gets_exactly_the_environment_its_module_declares(synth: SynthFn, name: str) -> None:
+@pytest.mark.parametrize("name", catalog.function_names())
+def test_each_function_gets_exactly_the_environment_its_spec_declares(synth: SynthFn, name: str) -> None:
     s = synth("dev", config={**read_stack_config("dev"), "crowdfunding:sesSender": "notifications@mail.test"})
-    required, optional = declared_environment(name)
+    spec = catalog.spec_of(name)
     variables = function(s, name).inputs["environment"]["variables"]
-    assert set(variables) == set(required) | set(optional) | set(RUNTIME_ENVIRONMENT)
+    assert set(variables) == set(spec.environment) | set(spec.optional_environment) | set(RUNTIME_ENVIRONMENT)
     assert variables["POWERTOOLS_SERVICE_NAME"] == name
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == contract.METRICS_NAMESPACE
 
@@ -406,7 +408,7 @@ def test_a_user_pool_adds_its_id_and_only_the_declared_cognito_grant(synth: Synt
         == "ap-northeast-2_Pool"
     )
     (cognito,) = [st for st in role_statements(s, "notifier") if st["Sid"] == "CognitoUserPool"]
-    actions = sorted(declared_access("notifier")[contract.ENV_COGNITO_USER_POOL_ID])
+    actions = sorted(catalog.spec_of("notifier").access[contract.ENV_COGNITO_USER_POOL_ID])
     assert (cognito["Action"], cognito["Resource"]) == (actions, [pool_arn])
 
 
@@ -428,13 +430,13 @@ def test_functions_run_the_packaged_code_on_arm64_with_the_pinned_powertools_sig
     assert f"python/aws_lambda_powertools-{packaging.POWERTOOLS_VERSION}.dist-info/METADATA" in names
     assert "python/aws_lambda_powertools/logging/logger.py" in names
     assert not [n for n in names if n.endswith(".pyc") or n.endswith("/RECORD")]
-    for name in packaging.FUNCTIONS:
+    for name in catalog.function_names():
         inputs = function(s, name).inputs
         assert inputs["runtime"] == packaging.RUNTIME and inputs["architectures"] == ["arm64"]
         assert inputs["handler"] == packaging.handler_of(name)
         assert inputs["layers"] == [out(layer)["arn"]]
-        assert inputs["timeout"] == FUNCTION_SETTINGS[name].timeout_seconds
-        assert inputs["memorySize"] == FUNCTION_SETTINGS[name].memory_mb
+        assert inputs["timeout"] == catalog.spec_of(name).sizing.timeout_seconds
+        assert inputs["memorySize"] == catalog.spec_of(name).sizing.memory_mb
 
 
 def test_the_layer_archive_is_deterministic_and_refuses_another_release(
@@ -475,7 +477,7 @@ def test_opting_out_of_code_signing_deploys_the_archive_with_the_public_layer_of
     assert asked == [f"/aws/service/powertools/python/arm64/python3.11/{packaging.POWERTOOLS_VERSION}"]
     layer = packaging.powertools_layer_arn("ap-northeast-2", "arm64", version=OFFLINE_LAYER_VERSION)
     assert not s.of_type("aws:signer/signingJob:SigningJob")
-    for name in packaging.FUNCTIONS:
+    for name in catalog.function_names():
         inputs = function(s, name).inputs
         assert inputs["layers"] == [layer]
         assert inputs["code"]["fileArchive"].endswith(f"build/lambda/{name}.zip")
@@ -495,7 +497,7 @@ def test_every_function_deploys_the_signed_copy_of_its_own_archive_under_an_enfo
     bucket = s.named("code-signing-artifacts", "aws:s3/bucket:Bucket")
     versioning = s.named("code-signing-artifacts-versioning")
     assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
-    for name in packaging.FUNCTIONS:
+    for name in catalog.function_names():
         inputs = function(s, name).inputs
         assert "code" not in inputs
         assert inputs["codeSigningConfigArn"] == out(config)["arn"]
@@ -526,7 +528,11 @@ def test_schedules_invoke_the_closer_and_the_reconciler(synth: SynthFn, name: st
     s = synth("dev")
     component = name.replace("_", "-")
     rule, target = s.named(f"{component}-schedule"), s.named(f"{component}-target")
-    assert rule.inputs["scheduleExpression"] == FUNCTION_SETTINGS[name].schedule == "rate(5 minutes)"
+    assert (
+        rule.inputs["scheduleExpression"]
+        == payment_chain.schedule_of(catalog.spec_of(name))
+        == "rate(5 minutes)"
+    )
     assert target.inputs["arn"] == out(function(s, name))["arn"]
     assert target.inputs["deadLetterConfig"]["arn"] == out(s.named(f"{component}-dlq-queue"))["arn"]
     assert target.inputs["retryPolicy"]["maximumRetryAttempts"] == 2
@@ -582,7 +588,7 @@ def test_the_stack_exports_what_later_layers_need(synth: SynthFn) -> None:
     assert outputs["opsAlertsTopicArn"] == out(s.named("ops-alerts-topic"))["arn"]
     assert outputs["paymentProcessingQueueUrl"] == out(s.named("payment-processing-queue"))["url"]
     assert outputs["paymentProcessingDeadLetterQueueUrl"] == out(s.named("payment-processing-dlq"))["url"]
-    assert set(outputs["functionNames"]) == set(packaging.FUNCTIONS)
+    assert set(outputs["functionNames"]) == set(catalog.function_names())
 
 
 def test_an_environment_variable_the_table_does_not_map_stops_the_program(
@@ -593,33 +599,32 @@ def test_an_environment_variable_the_table_does_not_map_stops_the_program(
         synth("dev", config=read_stack_config("dev"))
 
 
-# --- ACCESS declarations that cannot become grants --------------------------------------------
+# --- access declarations that cannot become grants --------------------------------------------
 
 SYNTHETIC = "orders_worker"
-"""A synthetic function module (lambdas.orders_worker) whose declarations each test sets."""
+"""A synthetic function (lambdas/specs/orders_worker.py) whose declarations each test sets."""
 PAYMENTS = contract.PAYMENTS_TABLE.env_var
 LEDGER = contract.TRANSACTIONS_TABLE.env_var
 
 
 def synthetic(
-    monkeypatch: pytest.MonkeyPatch,
     environment: tuple[str, ...],
-    access: object = None,
+    access: dict[str, tuple[str, ...]],
     optional: tuple[str, ...] = (),
-) -> str:
-    """Install `lambdas.orders_worker` declaring `environment` and `access` (None: no ACCESS at all)."""
-    module = types.ModuleType(f"lambdas.{SYNTHETIC}")
-    module.ENVIRONMENT = environment  # type: ignore[attr-defined]
-    module.OPTIONAL_ENVIRONMENT = optional  # type: ignore[attr-defined]
-    if access is not None:
-        module.ACCESS = access  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    return SYNTHETIC
+) -> FunctionSpec:
+    """The spec of a function `orders_worker` declaring `environment` and `access`."""
+    return FunctionSpec(
+        name=SYNTHETIC,
+        trigger=InvokedOnly(),
+        environment=environment,
+        optional_environment=optional,
+        access=access,
+        sizing=Sizing(timeout_seconds=30),
+    )
 
 
-def test_a_declaration_that_matches_has_no_problem(monkeypatch: pytest.MonkeyPatch) -> None:
-    name = synthetic(
-        monkeypatch,
+def test_a_declaration_that_matches_has_no_problem() -> None:
+    spec = synthetic(
         (PAYMENTS, contract.ENV_PAYMENTS_TOPIC_ARN, contract.ENV_RETRY_MAX_ATTEMPTS),
         {
             PAYMENTS: ("dynamodb:GetItem", f"dynamodb:Query@{contract.PAYMENTS_BY_FUNDING_INDEX}"),
@@ -627,10 +632,10 @@ def test_a_declaration_that_matches_has_no_problem(monkeypatch: pytest.MonkeyPat
         },
         optional=(contract.ENV_COGNITO_USER_POOL_ID,),
     )
-    assert payment_chain.access_problems(name) == [
-        f"function {name}: COGNITO_USER_POOL_ID names the Cognito user pool but ACCESS has no entry for it; "
-        f"fix: add `COGNITO_USER_POOL_ID: (...)` to ACCESS in lambdas/{name}.py with the exact actions the "
-        "function calls on it; allowed: cognito-idp:AdminGetUser, cognito-idp:ListUsers"
+    assert payment_chain.access_problems(spec) == [
+        f"function {SYNTHETIC}: COGNITO_USER_POOL_ID names the Cognito user pool but access has no entry for "
+        f"it; fix: add `COGNITO_USER_POOL_ID: (...)` to access in lambdas/specs/{SYNTHETIC}.py with the "
+        "exact actions the function calls on it; allowed: cognito-idp:AdminGetUser, cognito-idp:ListUsers"
     ], "an optional resource variable needs its entry too (stacks that provide it grant it)"
 
 
@@ -641,44 +646,35 @@ PAYMENT_INDEXES = ", ".join(index.name for index in contract.PAYMENTS_TABLE.inde
     ("environment", "access", "message"),
     [
         (
-            (LEDGER,),
-            None,
-            rf"function {SYNTHETIC}: lambdas/{SYNTHETIC}.py declares no ACCESS; fix: add next to ENVIRONMENT "
-            r"`ACCESS: dict\[str, tuple\[str, \.\.\.\]\] = ",
-        ),
-        (
-            (LEDGER,),
-            {LEDGER: "dynamodb:PutItem"},
-            rf"function {SYNTHETIC}: lambdas/{SYNTHETIC}.py ACCESS\['TRANSACTIONS_TABLE'\] is "
-            r"'dynamodb:PutItem'; fix: a tuple of IAM action names such as \('dynamodb:GetItem',\)",
-        ),
-        (
             (LEDGER, contract.ENV_PAYMENTS_TOPIC_ARN),
             {LEDGER: ("dynamodb:PutItem",)},
-            rf"function {SYNTHETIC}: PAYMENTS_TOPIC_ARN names topic payments but ACCESS has no entry for it; "
-            rf"fix: add `PAYMENTS_TOPIC_ARN: \(\.\.\.\)` to ACCESS in lambdas/{SYNTHETIC}.py with the exact "
-            r"actions the function calls on it; allowed: sns:Publish",
+            rf"function {SYNTHETIC}: PAYMENTS_TOPIC_ARN names topic payments but access has no entry for it; "
+            rf"fix: add `PAYMENTS_TOPIC_ARN: \(\.\.\.\)` to access in lambdas/specs/{SYNTHETIC}.py with "
+            r"the exact actions the function calls on it; allowed: sns:Publish",
         ),
         (
             (LEDGER,),
             {LEDGER: ("dynamodb:PutItem",), contract.ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish",)},
-            rf"function {SYNTHETIC}: ACCESS names PAYMENTS_TOPIC_ARN, which its ENVIRONMENT and "
-            rf"OPTIONAL_ENVIRONMENT do not declare; fix: declare PAYMENTS_TOPIC_ARN in "
-            rf"lambdas/{SYNTHETIC}.py ENVIRONMENT \(or OPTIONAL_ENVIRONMENT\), or remove the ACCESS entry",
+            rf"function {SYNTHETIC}: access names PAYMENTS_TOPIC_ARN, which its environment and "
+            rf"optional_environment do not declare; fix: declare PAYMENTS_TOPIC_ARN in "
+            rf"lambdas/specs/{SYNTHETIC}.py environment \(or optional_environment\), or remove the access "
+            r"entry",
         ),
         (
             (LEDGER, contract.ENV_PG_SEED),
             {LEDGER: ("dynamodb:PutItem",), contract.ENV_PG_SEED: ("dynamodb:GetItem",)},
-            rf"function {SYNTHETIC}: ACCESS names PG_SEED, whose value is stack config pgSeed, not an AWS "
-            rf"resource, so no action can be granted on it; fix: remove the entry from ACCESS",
+            rf"function {SYNTHETIC}: access names PG_SEED, whose value is stack config pgSeed, not an AWS "
+            rf"resource, so no action can be granted on it; fix: remove the entry from access in "
+            rf"lambdas/specs/{SYNTHETIC}.py",
         ),
         (
             (LEDGER,),
             {LEDGER: ("sqs:SendMessage",)},
-            rf"function {SYNTHETIC}: ACCESS\[TRANSACTIONS_TABLE\] \(on table transactions\): "
+            rf"function {SYNTHETIC}: access\[TRANSACTIONS_TABLE\] \(on table transactions\): "
             r"'sqs:SendMessage' is not a dynamodb action, and a DynamoDB table takes only dynamodb actions; "
             r"allowed: "
-            rf"dynamodb:BatchGetItem, .*; fix: list in lambdas/{SYNTHETIC}.py only the actions it calls",
+            rf"dynamodb:BatchGetItem, .*; fix: list in lambdas/specs/{SYNTHETIC}.py only the actions it "
+            r"calls",
         ),
         (
             (LEDGER,),
@@ -689,13 +685,13 @@ PAYMENT_INDEXES = ", ".join(index.name for index in contract.PAYMENTS_TABLE.inde
         (
             (contract.ENV_PAYMENTS_TOPIC_ARN,),
             {contract.ENV_PAYMENTS_TOPIC_ARN: ("sns:Publish", "dynamodb:PutItem")},
-            r"ACCESS\[PAYMENTS_TOPIC_ARN\] \(on topic payments\): 'dynamodb:PutItem' is not an sns "
+            r"access\[PAYMENTS_TOPIC_ARN\] \(on topic payments\): 'dynamodb:PutItem' is not an sns "
             r"action, and an SNS topic takes only sns actions; allowed: sns:Publish",
         ),
         (
             (LEDGER,),
             {LEDGER: ("dynamodb:Query@byFunding",)},
-            rf"function {SYNTHETIC}: ACCESS\[TRANSACTIONS_TABLE\] \(on table transactions\): "
+            rf"function {SYNTHETIC}: access\[TRANSACTIONS_TABLE\] \(on table transactions\): "
             r"'dynamodb:Query@byFunding' names index 'byFunding', which table transactions does not have; "
             r"allowed: none \(the table has no index\)",
         ),
@@ -708,23 +704,23 @@ PAYMENT_INDEXES = ", ".join(index.name for index in contract.PAYMENTS_TABLE.inde
         (
             (PAYMENTS,),
             {PAYMENTS: (f"dynamodb:GetItem@{contract.PAYMENTS_BY_FUNDING_INDEX}",)},
-            rf"ACCESS\[PAYMENTS_TABLE\] \(on table payments\): index {contract.PAYMENTS_BY_FUNDING_INDEX}: "
+            rf"access\[PAYMENTS_TABLE\] \(on table payments\): index {contract.PAYMENTS_BY_FUNDING_INDEX}: "
             r"'dynamodb:GetItem' is not an action on a DynamoDB index; "
             r"allowed: dynamodb:Query, dynamodb:Scan",
         ),
         (
             (contract.ENV_PG_GATEWAY_FUNCTION,),
             {contract.ENV_PG_GATEWAY_FUNCTION: ("lambda:InvokeFunction@byFunding",)},
-            r"ACCESS\[PG_GATEWAY_FUNCTION_NAME\] \(on function pg_gateway\): "
+            r"access\[PG_GATEWAY_FUNCTION_NAME\] \(on function pg_gateway\): "
             r"'lambda:InvokeFunction@byFunding' names an index, but only a table variable takes "
             r"'<action>@<index>'",
         ),
         (
             (contract.ENV_SES_SENDER,),
             {contract.ENV_SES_SENDER: ()},
-            r"ACCESS\[SES_SENDER\] \(on the SES sender identity\) lists no actions; "
+            r"access\[SES_SENDER\] \(on the SES sender identity\) lists no actions; "
             r"fix: list the actions the function calls on it \(allowed: ses:SendEmail, ses:SendRawEmail\), "
-            r"or drop SES_SENDER",
+            rf"or drop SES_SENDER from its environment in lambdas/specs/{SYNTHETIC}.py",
         ),
         (
             (contract.ENV_PAYMENT_PROCESSING_QUEUE_URL,),
@@ -734,14 +730,14 @@ PAYMENT_INDEXES = ", ".join(index.name for index in contract.PAYMENTS_TABLE.inde
         (
             (contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL,),
             {contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL: ("sqs:ReceiveMessage", "sns:Publish")},
-            r"ACCESS\[LEDGER_DEAD_LETTER_QUEUE_URL\] \(on the dead-letter queue of queue ledger\): "
+            r"access\[LEDGER_DEAD_LETTER_QUEUE_URL\] \(on the dead-letter queue of queue ledger\): "
             r"'sns:Publish' is not an sqs action",
         ),
         (
             (contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL,),
             {},
             rf"function {SYNTHETIC}: LEDGER_DEAD_LETTER_QUEUE_URL names the dead-letter queue of queue "
-            r"ledger but ACCESS has no entry for it; .*allowed: sqs:ChangeMessageVisibility, "
+            r"ledger but access has no entry for it; .*allowed: sqs:ChangeMessageVisibility, "
             r"sqs:DeleteMessage, sqs:GetQueueAttributes, sqs:GetQueueUrl, sqs:ReceiveMessage, "
             r"sqs:SendMessage",
         ),
@@ -749,42 +745,47 @@ PAYMENT_INDEXES = ", ".join(index.name for index in contract.PAYMENTS_TABLE.inde
             ("ORDERS_BUCKET",),
             {},
             rf"function {SYNTHETIC} declares environment variable ORDERS_BUCKET, which "
-            r"infra/payment_chain.py ENVIRONMENT_SOURCES does not map",
+            r"infra/payment_chain.py ENVIRONMENT_SOURCES does not map; allowed: .* \(fix the name in "
+            rf"lambdas/specs/{SYNTHETIC}.py, or add a row to ENVIRONMENT_SOURCES for a new one\)",
         ),
     ],
 )
 def test_each_declaration_problem_names_the_function_the_variable_and_the_fix(
-    monkeypatch: pytest.MonkeyPatch, environment: tuple[str, ...], access: object, message: str
+    environment: tuple[str, ...], access: dict[str, tuple[str, ...]], message: str
 ) -> None:
-    name = synthetic(monkeypatch, environment, access)
-    problems = payment_chain.access_problems(name)
+    problems = payment_chain.access_problems(synthetic(environment, access))
     assert len(problems) == 1, problems
     assert re.search(message, problems[0]), problems[0]
 
 
-def test_every_problem_of_every_function_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    name = synthetic(monkeypatch, (LEDGER, contract.ENV_PAYMENTS_TOPIC_ARN), {LEDGER: ("dynamodb:Scan@x",)})
+def test_every_problem_of_every_function_is_reported_at_once() -> None:
+    spec = synthetic((LEDGER, contract.ENV_PAYMENTS_TOPIC_ARN), {LEDGER: ("dynamodb:Scan@x",)})
     with pytest.raises(payment_chain.AccessDeclarationError) as raised:
-        payment_chain.check_access([name, *packaging.FUNCTIONS])
+        payment_chain.check_access([spec, *catalog.all_specs()])
     assert len(raised.value.problems) == 2, "the committed functions' declarations have none"
     lines = str(raised.value).splitlines()
-    assert lines[0].startswith("the functions' AWS access declarations (ACCESS in lambdas/<function>.py)")
+    assert lines[0].startswith(
+        "the functions' AWS access declarations (access in lambdas/specs/<function>.py)"
+    )
     assert [line.removeprefix("  - ") for line in lines[1:]] == raised.value.problems
 
 
 def test_a_bad_declaration_stops_the_program_before_any_resource_is_declared(
     synth: SynthFn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    victim = packaging.FUNCTIONS[-1]
-    module = sys.modules[f"lambdas.{victim}"]
-    access = dict(declared_access(victim))
+    victim = catalog.all_specs()[-1]
+    access = dict(victim.access)
     var = next(iter(access))
     access[var] = ("sqs:PurgeQueue",)
-    monkeypatch.setattr(module, "ACCESS", access)
+    broken = dataclasses.replace(victim, access=access)
+    monkeypatch.setattr(catalog, "SPECS", (*catalog.SPECS[:-1], broken))
 
     def unreachable(**_: object) -> None:
-        raise AssertionError("a resource was declared before the ACCESS declarations were checked")
+        raise AssertionError("a resource was declared before the access declarations were checked")
 
     monkeypatch.setattr(payment_chain, "declare_tables", unreachable)
-    with pytest.raises(payment_chain.AccessDeclarationError, match=rf"function {victim}: ACCESS\[{var}\]"):
+    with pytest.raises(
+        payment_chain.AccessDeclarationError,
+        match=rf"function {victim.name}: access\[{var}\] .*fix: list in lambdas/specs/{victim.name}.py",
+    ):
         synth("dev", config=read_stack_config("dev"))

@@ -1,6 +1,7 @@
-"""Record the AWS actions each function makes and hold them against its declared ACCESS.
+"""Record the AWS actions each function makes and hold them against its spec's declared access.
 
-Every function module declares `ACCESS`: environment variable → the exact IAM actions it calls on
+Every function's spec (`lambdas/specs/<function>.py`) declares `access`: environment variable →
+the exact IAM actions it calls on
 the resource that variable names (`action@index` for a table index). The infrastructure grants
 exactly that, and the local emulator enforces it, so a call outside the declaration fails there
 with AccessDenied; here it fails the test that made it, with a message that says what to add.
@@ -23,7 +24,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from lambdas import packaging
+from lambdas.specs import catalog
+from lambdas.specs.model import FunctionSpec
 
 Use = tuple[str, str]
 """(environment variable naming the resource, IAM action[@index])."""
@@ -83,23 +85,26 @@ def current_function() -> str | None:
         module = frame.f_globals.get("__name__", "")
         if module.startswith("lambdas.") and module.count(".") == 1:
             name = module.split(".", 1)[1]
-            if name in packaging.FUNCTIONS:
+            if name in catalog.function_names():
                 return name
         frame = frame.f_back
     return None
 
 
+def running_spec(function: str) -> FunctionSpec:
+    """The spec the handler module runs with (its `SPEC`; a test may replace it there)."""
+    spec: FunctionSpec = importlib.import_module(f"lambdas.{function}").SPEC
+    return spec
+
+
 def declared_access(function: str) -> dict[str, tuple[str, ...]]:
-    """The function module's ACCESS declaration (empty when it has none: every call is a finding)."""
-    module = importlib.import_module(f"lambdas.{function}")
-    return dict(getattr(module, "ACCESS", {}))
+    """The access its spec declares (environment variable → the IAM actions it calls)."""
+    return dict(running_spec(function).access)
 
 
 def _env_var_of(function: str, value: str) -> str:
     """The environment variable (among those the function declares) whose value names `value`."""
-    module = importlib.import_module(f"lambdas.{function}")
-    names = tuple(getattr(module, "ENVIRONMENT", ())) + tuple(getattr(module, "OPTIONAL_ENVIRONMENT", ()))
-    for name in names:
+    for name in running_spec(function).declared_environment:
         configured = os.environ.get(name)
         if configured and configured == value:
             return name
@@ -146,7 +151,7 @@ class AccessRecorder:
         self.record(str(model.service_model.service_name), str(model.name), params)
 
     def undeclared(self) -> dict[str, list[Use]]:
-        """Per function, the uses its ACCESS does not declare."""
+        """Per function, the uses its spec's access does not declare."""
         found: dict[str, list[Use]] = {}
         for function, uses in self.used.items():
             access = declared_access(function)
@@ -157,9 +162,11 @@ class AccessRecorder:
 
 
 def describe(undeclared: dict[str, list[Use]]) -> str:
-    """A failure message that says what each module must add to its ACCESS."""
-    lines = ["functions called AWS actions their ACCESS does not declare (the emulator would deny them):"]
+    """A failure message that says what each spec must add to its access."""
+    lines = [
+        "functions called AWS actions their spec's access does not declare (the emulator would deny them):"
+    ]
     for function, uses in sorted(undeclared.items()):
         for var, action in uses:
-            lines.append(f"  lambdas/{function}.py: ACCESS[{var!r}] lacks {action!r}")
+            lines.append(f"  {running_spec(function).path}: access[{var!r}] lacks {action!r}")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ Moto cannot run Lambda code, so gateway calls go through `FakeGateway`, which ca
 `pg_gateway.handler` in-process behind the same boto3-shaped invoke the real client uses.
 
 Every AWS call a function makes during a test is recorded (tests/lambdas/access.py) and checked
-at teardown against the function's declared ACCESS: a call outside it fails the test, as the
+at teardown against the access its spec declares: a call outside it fails the test, as the
 emulator's enforced IAM (and AWS) would deny it.
 
 moto runs with the embedded emulator's fidelity patches (`toolchain.embedded.moto_fidelity`: atomic
@@ -89,6 +89,7 @@ from lambdas import (  # noqa: E402
     transaction_check,
 )
 from lambdas.shared import aws, contract, gateway  # noqa: E402
+from lambdas.specs import catalog  # noqa: E402
 from tests.lambdas.access import AccessRecorder, describe  # noqa: E402
 
 
@@ -105,7 +106,7 @@ DEAD_LETTER_QUEUES = {PROCESSING_QUEUE: PROCESSING_DLQ, LEDGER_QUEUE: LEDGER_DLQ
 """Queues redriven to a DLQ here: the processing queue (payment_retry reads it) and the ledger's
 (the sweeper redrives it)."""
 MAX_RECEIVE_COUNT = 3
-QUEUE_OF: dict[str, str] = {consumer.function: consumer.queue for consumer in contract.CONSUMERS}
+QUEUE_OF: dict[str, str] = {spec.name: fed.queue for spec, fed in catalog.queue_consumers()}
 QUEUE_OF["payment_retry"] = PROCESSING_DLQ
 MODULES: dict[str, ModuleType] = {
     "payment_processor": payment_processor,
@@ -470,18 +471,18 @@ def _create_messaging() -> dict[str, str]:
 
     for dead_letter in DEAD_LETTER_QUEUES.values():
         queue(dead_letter)
-    for consumer in contract.CONSUMERS:
+    for _, fed in catalog.queue_consumers():
         attributes = {}
-        if consumer.queue in DEAD_LETTER_QUEUES:
+        if fed.queue in DEAD_LETTER_QUEUES:
             attributes["RedrivePolicy"] = json.dumps(
                 {
-                    "deadLetterTargetArn": arn_of(DEAD_LETTER_QUEUES[consumer.queue]),
+                    "deadLetterTargetArn": arn_of(DEAD_LETTER_QUEUES[fed.queue]),
                     "maxReceiveCount": str(MAX_RECEIVE_COUNT),
                 }
             )
-        queue(consumer.queue, **attributes)
-        for topic in consumer.topics():
-            subscribe(topic, consumer.queue, consumer.events_on(topic))
+        queue(fed.queue, **attributes)
+        for topic in catalog.subscribed_topics(fed):
+            subscribe(topic, fed.queue, catalog.events_on(fed, topic))
     for topic in contract.Topic:
         queue(f"capture-{topic}")
         subscribe(topic, f"capture-{topic}", None)

@@ -1,6 +1,6 @@
-"""Least privilege: each function declares exactly the AWS actions it calls (its `ACCESS`).
+"""Least privilege: each function declares exactly the AWS actions it calls (its spec's `access`).
 
-The infrastructure grants exactly `ACCESS` (per resource, per index) and the local emulator
+The infrastructure grants exactly that `access` (per resource, per index) and the local emulator
 enforces it, so an undeclared call fails there with AccessDenied. Every lambda test records each
 function's calls and fails on an undeclared one (conftest); these tests check the declarations'
 shape, that the recording maps operations to IAM actions the way AWS authorizes them, and that a
@@ -9,7 +9,7 @@ run through every function's paths uses each declared action (nothing declared "
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from lambdas import campaign_closer, ledger_recorder, notifier, packaging, reconciler
+from lambdas import campaign_closer, ledger_recorder, notifier, reconciler
 from lambdas.shared import aws, contract
+from lambdas.specs import catalog
 from tests.lambdas.access import AccessRecorder, describe, uses_of
 from tests.lambdas.conftest import LEDGER_DLQ, PROCESSING_DLQ, FakeContext, Platform, iso
 
@@ -51,18 +52,17 @@ POWERTOOLS_FALLBACKS = {"dynamodb:GetItem", "dynamodb:DeleteItem"}
 """Powertools idempotency reads a record only when it vanished between its conditional put and
 the read, and deletes one only when the wrapped call raised: declared (the library can make
 them), not reached by a healthy run."""
-LIFECYCLE_FUNCTIONS = tuple(f for f in packaging.FUNCTIONS if f != "books_auditor")
+LIFECYCLE_FUNCTIONS = tuple(f for f in catalog.function_names() if f != "books_auditor")
 """The payment chain's functions (the books auditor has its own tests)."""
 
 
-@pytest.mark.parametrize("function", packaging.FUNCTIONS)
+@pytest.mark.parametrize("function", catalog.function_names())
 def test_every_function_declares_its_access_per_resource(function: str) -> None:
-    module = importlib.import_module(f"lambdas.{function}")
-    access: dict[str, tuple[str, ...]] = getattr(module, "ACCESS", None) or {}
-    assert isinstance(getattr(module, "ACCESS", None), dict), f"lambdas/{function}.py declares no ACCESS"
-    declared = set(module.ENVIRONMENT) | set(module.OPTIONAL_ENVIRONMENT)
+    spec = catalog.spec_of(function)
+    access = spec.access
+    declared = set(spec.declared_environment)
     assert set(access) <= declared, (
-        f"ACCESS names variables the function does not declare: {set(access) - declared}"
+        f"access names variables the function does not declare: {set(access) - declared}"
     )
     assert set(access) == declared & RESOURCE_VARIABLES, "every resource variable needs its actions"
     for variable, actions in access.items():
@@ -113,7 +113,8 @@ def test_operations_map_to_the_actions_iam_authorizes() -> None:
 def test_an_undeclared_call_is_reported_naming_the_module_and_the_action(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ledger_recorder, "ACCESS", {"TRANSACTIONS_TABLE": ("dynamodb:GetItem",)})
+    narrowed = dataclasses.replace(ledger_recorder.SPEC, access={"TRANSACTIONS_TABLE": ("dynamodb:GetItem",)})
+    monkeypatch.setattr(ledger_recorder, "SPEC", narrowed)
     event = contract.make_event("payment.requested", payment_id="p", funding_id="f", amount=1)
     record = {"messageId": "m", "receiptHandle": "r", "body": json.dumps(event), "attributes": {}}
 
@@ -121,8 +122,9 @@ def test_an_undeclared_call_is_reported_naming_the_module_and_the_action(
 
     undeclared = platform.access.undeclared()
     assert undeclared == {"ledger_recorder": [("TRANSACTIONS_TABLE", "dynamodb:PutItem")]}
-    assert "lambdas/ledger_recorder.py: ACCESS['TRANSACTIONS_TABLE'] lacks 'dynamodb:PutItem'" in describe(
-        undeclared
+    assert (
+        "lambdas/specs/ledger_recorder.py: access['TRANSACTIONS_TABLE'] lacks 'dynamodb:PutItem'"
+        in describe(undeclared)
     )
     platform.access.used.clear()  # the point is made; do not fail this test at teardown
 
@@ -205,7 +207,7 @@ def test_a_run_through_every_path_uses_each_declared_action(
     assert platform.depth(PROCESSING_DLQ) == 0
     unused: dict[str, list[tuple[str, str]]] = {}
     for function in LIFECYCLE_FUNCTIONS:
-        access = importlib.import_module(f"lambdas.{function}").ACCESS
+        access = catalog.spec_of(function).access
         used = platform.access.used.get(function, set())
         never = sorted(
             (variable, action)

@@ -40,8 +40,8 @@ from lambdas.shared.books import (
     settlement_horizon_seconds,
 )
 from lambdas.shared.contract import EventType, Metric, PaymentState
-from tests.lambdas.conftest import FakeContext, Platform, campaign_closer, iso
 from local import audit as make_audit
+from tests.lambdas.conftest import FakeContext, Platform, campaign_closer, iso
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 HORIZON = 3600
@@ -523,7 +523,7 @@ def emitted(out: str) -> dict[str, float]:
             for metric in definition["Metrics"]:
                 value = document[metric["Name"]]
                 values[metric["Name"]] = value[0] if isinstance(value, list) else value
-        assert document["service"] == books_auditor.FUNCTION
+        assert document["service"] == books_auditor.SPEC.name
     return values
 
 
@@ -579,7 +579,7 @@ def test_the_auditor_reports_each_finding_as_a_log_line_and_a_metric(
     }
     assert metrics["CampaignsAudited"] == 2 and metrics["AuditsCompleted"] == 1
     assert metrics["BooksFindings"] == 3  # the total the one alarm watches
-    logged = [r for r in caplog.records if r.name == books_auditor.FUNCTION and hasattr(r, "kind")]
+    logged = [r for r in caplog.records if r.name == books_auditor.SPEC.name and hasattr(r, "kind")]
     assert sorted((r.kind, r.fundingId, tuple(getattr(r, "paymentIds", ()))) for r in logged) == [
         ("books_unbalanced", "broken", ()),
         ("ledger_event_missing", "broken", ("r1",)),
@@ -682,13 +682,13 @@ def test_a_campaign_that_cannot_be_read_fails_alone_and_the_run_is_incomplete(
 
 
 def test_the_auditor_calls_exactly_what_its_access_declares(auditor: Platform) -> None:
-    """conftest fails any test whose function calls outside ACCESS; here: nothing declared is unused."""
+    """conftest fails any test whose function calls outside its access; here: nothing declared is unused."""
     now = datetime.now(UTC)
     item = payment("p1", "CAPTURED", 10_000, now=now) | {"fundingId": "f-a"}
     store(real_now_books("f-a", fundingAmount=5), [item], [])  # a finding: the second read runs too
     books_auditor.handler(SCHEDULE_EVENT, FakeContext())
-    declared = {(var, action) for var, actions in books_auditor.ACCESS.items() for action in actions}
-    assert auditor.access.used[books_auditor.FUNCTION] == declared
+    declared = {(var, action) for var, actions in books_auditor.SPEC.access.items() for action in actions}
+    assert auditor.access.used[books_auditor.SPEC.name] == declared
     assert not any(action.split(":")[1].startswith(("Put", "Update", "Delete")) for _, action in declared)
 
 

@@ -510,7 +510,7 @@ def _metrics(out: str) -> dict[str, float]:
     for line in out.splitlines():
         if '"_aws"' in line:
             document = json.loads(line)
-            if document.get("service") != reconciler.FUNCTION:
+            if document.get("service") != reconciler.SPEC.name:
                 continue
             for definition in document["_aws"]["CloudWatchMetrics"]:
                 for metric in definition["Metrics"]:
@@ -581,7 +581,7 @@ def test_a_message_that_is_not_an_event_stays_in_the_ledger_dlq_visible_logged_a
         assert (summary["ledgerRedriven"], summary["ledgerPoison"]) == ((1, 2) if run == 1 else (0, 2))
         assert platform.depth(LEDGER_DLQ) == 2
         assert _visible(platform, LEDGER_DLQ) == 2, "visible again at once: the DLQ alarm keeps firing"
-        logged = [r for r in caplog.records if r.name == reconciler.FUNCTION and hasattr(r, "reason")]
+        logged = [r for r in caplog.records if r.name == reconciler.SPEC.name and hasattr(r, "reason")]
         assert sorted(r.__dict__["reason"] for r in logged) == [
             "event body is not JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
             "(char 1)",
@@ -691,6 +691,6 @@ def test_an_unreadable_ledger_dlq_does_not_stop_the_payment_sweeps(
     summary = reconciler.handler(SCHEDULE_EVENT, FakeContext())
 
     assert summary["republished"] == 1 and summary["ledgerRedriven"] == 0
-    (error,) = [r for r in caplog.records if r.name == reconciler.FUNCTION and r.levelname == "ERROR"]
+    (error,) = [r for r in caplog.records if r.name == reconciler.SPEC.name and r.levelname == "ERROR"]
     assert "cannot receive from the ledger's DLQ" in error.getMessage()
     assert contract.ENV_LEDGER_DEAD_LETTER_QUEUE_URL in error.getMessage()
