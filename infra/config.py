@@ -1,8 +1,17 @@
 """Typed, validated stack configuration: every key the program reads, in one table.
 
 The program calls `load()` before it declares any resource, so a bad `Pulumi.<stack>.yaml`
-fails fast with a message naming the key, the value given and what is allowed. The README's
-config table is generated from `KEYS` (a test keeps them in step).
+fails fast with a message naming the key, the value given and what is allowed. `load()` reads
+each key through `pulumi.Config`; the checks reuse the library's own constants (NAT strategies,
+log retention periods, Fargate sizes, MFA modes, the ACM ARN pattern), so the config and the
+component refuse the same values.
+
+From `KEYS` come two generated documents (`make docs`; a test keeps them in step): the README's
+config table and the project-level config schema in `Pulumi.yaml`, with which the Pulumi CLI
+itself refuses a key the project does not declare (a typo) and a value of the wrong type. A key
+whose default depends on other keys (the environment) is declared without a type and with the
+default "", which this module reads as unset, because Pulumi's schema has no optional key
+without a default (pulumi/pulumi#21797).
 """
 
 from __future__ import annotations
@@ -14,27 +23,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from awsblocks.auth.user_pool import MFA_MODES
+from awsblocks.aws_values import ACM_CERTIFICATE_ARN, FARGATE_MEMORY_MB, LOG_RETENTION_DAYS
+from awsblocks.core import EMAIL_ADDRESS
 from awsblocks.network.cidr import MAX_AZS, MAX_VPC_PREFIX, MIN_VPC_PREFIX
+from awsblocks.network.vpc import NAT_STRATEGIES
 
 PROJECT = "crowdfunding"
 """The config namespace (`crowdfunding:<key>`) and the Pulumi project name."""
 
 ENVIRONMENTS = ("dev", "prod", "local")
-NAT_STRATEGIES = ("none", "instance", "single", "per_az")
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
 PROD_MIN_LOG_RETENTION_DAYS = 365
 """A prod stack keeps every log group at least a year (policies: logs-retention-one-year)."""
-"""The retention periods CloudWatch Logs accepts."""
 
 _REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-_ACM_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 _IMAGE_URI_PATTERN = re.compile(
     r"^[a-z0-9][a-z0-9.-]*(:\d+)?/[a-z0-9._/-]+(:\w[\w.-]{0,127}|@sha256:[0-9a-f]{64})$"
 )
-FARGATE_CPU_UNITS = (256, 512, 1024, 2048, 4096, 8192, 16384)
-MFA_MODES = ("OFF", "OPTIONAL", "ON")
+FARGATE_CPU_UNITS = tuple(FARGATE_MEMORY_MB)
 _SERVICE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
-_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ConfigError(ValueError):
@@ -238,7 +245,7 @@ KEYS: tuple[Key, ...] = (
         "Address subscribed to the ops-alerts topic (alarms; SNS emails it a confirmation link). "
         "Required on a prod stack; empty elsewhere: no email subscription.",
         "an email address (empty only when environment is not prod)",
-        lambda v: v == "" or bool(_EMAIL_PATTERN.match(v)),
+        lambda v: v == "" or bool(EMAIL_ADDRESS.match(v)),
     ),
     Key(
         "sesSender",
@@ -247,7 +254,7 @@ KEYS: tuple[Key, ...] = (
         "Address the notifier sends email from (an SES identity; AWS emails it a verification link). "
         "Required by the payment chain on dev and prod stacks; a local stack may leave it empty.",
         "an email address (empty only when environment is local)",
-        lambda v: v == "" or bool(_EMAIL_PATTERN.match(v)),
+        lambda v: v == "" or bool(EMAIL_ADDRESS.match(v)),
     ),
     Key(
         "pgTransientFailureRate",
@@ -397,7 +404,7 @@ KEYS: tuple[Key, ...] = (
         "empty elsewhere: plain HTTP with a warning (development only).",
         "arn:aws:acm:<region>:<account>:certificate/<id> in the stack's region (empty only when "
         "environment is not prod)",
-        lambda v: v == "" or bool(_ACM_ARN_PATTERN.match(v)),
+        lambda v: v == "" or bool(ACM_CERTIFICATE_ARN.match(v)),
     ),
     Key(
         "wafEnabled",
@@ -674,6 +681,7 @@ def parse(stack: str, raw: Mapping[str, str]) -> StackConfig:
         if name.startswith(project_prefix) and name not in KEYS_BY_NAME:
             known = ", ".join(k.name for k in KEYS if k.namespace == PROJECT)
             problems.append(f"{name}: unknown key (a typo?); the keys this program reads are: {known}")
+    raw = {name: value for name, value in raw.items() if value != ""}  # "" is unset (module docstring)
     for key in KEYS:
         given = raw.get(key.full_name)
         if given is None:
@@ -736,12 +744,15 @@ def parse(stack: str, raw: Mapping[str, str]) -> StackConfig:
 
 
 def current_raw_config() -> dict[str, str]:
-    """Every config value of the running Pulumi program (CLI environment or mocks), as strings."""
-    from pulumi.runtime import config as pulumi_config
+    """Every key this program reads, as the running program's `pulumi.Config` has it (strings)."""
+    import pulumi
 
-    merged: dict[str, str] = dict(pulumi_config.get_config_env())
-    merged.update(pulumi_config.CONFIG.get())
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in merged.items()}
+    found: dict[str, str] = {}
+    for key in KEYS:
+        value = pulumi.Config(key.namespace).get(key.name)
+        if value is not None:
+            found[key.full_name] = value
+    return found
 
 
 def load() -> StackConfig:
@@ -749,6 +760,35 @@ def load() -> StackConfig:
     import pulumi
 
     return parse(pulumi.get_stack(), current_raw_config())
+
+
+_SCHEMA_TYPES = {"string": "string", "integer": "integer", "boolean": "boolean", "list of strings": "array"}
+"""Our kinds as Pulumi's project config types (it has no float: a `number` key is declared untyped)."""
+
+
+def project_config_schema() -> dict[str, dict[str, Any]]:
+    """The `config:` block of Pulumi.yaml: this project's keys with type, description and default.
+
+    Required keys have no default (the CLI then refuses a stack without them); keys whose default
+    depends on other keys are untyped with default "" (read as unset by `parse`).
+    """
+    schema: dict[str, dict[str, Any]] = {}
+    for key in KEYS:
+        if key.namespace != PROJECT:
+            continue  # Pulumi lets a project give other namespaces' keys a value only, no schema
+        entry: dict[str, Any] = {}
+        depends = key.default is None or bool(key.default_text)
+        if not depends and key.kind in _SCHEMA_TYPES:
+            entry["type"] = _SCHEMA_TYPES[key.kind]
+            if key.kind == "list of strings":
+                entry["items"] = {"type": "string"}
+        entry["description"] = f"{key.doc} Allowed: {key.allowed}."
+        if depends:
+            entry["default"] = ""
+        elif not key.required:
+            entry["default"] = key.default
+        schema[key.name] = entry
+    return schema
 
 
 def markdown_table() -> str:

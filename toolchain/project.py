@@ -30,6 +30,21 @@ STAND_INS_FILE = "stand-ins.yaml"
 """Beside Pulumi.yaml: offline values for the config only the user can supply (optional)."""
 
 
+class ProjectConfigError(ValueError):
+    """A stack's config that the Pulumi CLI itself would refuse (Pulumi.yaml's config schema)."""
+
+
+def _is_of_type(value: str, kind: str) -> bool:
+    """Whether a config string is of a Pulumi project config type."""
+    if kind == "integer":
+        return value.lstrip("-").isdigit()
+    if kind == "boolean":
+        return value in ("true", "false")
+    if kind == "array":
+        return value.startswith("[")
+    return True
+
+
 @dataclass(frozen=True)
 class Project:
     """A Pulumi project directory (the one holding `Pulumi.yaml`)."""
@@ -52,6 +67,52 @@ class Project:
     def main(self) -> Path:
         """The program's directory or file (`main:` in Pulumi.yaml; default the project root)."""
         return (self.root / str(self.definition.get("main") or ".")).resolve()
+
+    @property
+    def config_schema(self) -> dict[str, dict[str, Any]]:
+        """The project-level config block of Pulumi.yaml (`<key>: {type, description, default}`)."""
+        return dict(self.definition.get("config") or {})
+
+    def project_config_problems(self, stack: str, raw: Mapping[str, str]) -> list[str]:
+        """What the Pulumi CLI refuses before the program runs, against Pulumi.yaml's config schema:
+        a key of this project's namespace the project does not declare, a declared key without a
+        default the stack does not set, and a value that is not of the declared type."""
+        schema = self.config_schema
+        if not schema:
+            return []
+        problems: list[str] = []
+        prefix = f"{self.name}:"
+        for full in sorted(raw):
+            if full.startswith(prefix) and full[len(prefix) :] not in schema:
+                problems.append(
+                    f"Stack '{stack}' uses configuration value '{full}' which is not defined by the "
+                    f"project configuration (Pulumi.yaml); a typo? declared: {', '.join(schema)}"
+                )
+        for name, entry in schema.items():
+            value = raw.get(prefix + name)
+            if value is None:
+                if not isinstance(entry, dict) or ("default" not in entry and "value" not in entry):
+                    problems.append(f"Stack '{stack}' is missing configuration value '{prefix}{name}'")
+                continue
+            kind = entry.get("type") if isinstance(entry, dict) else None
+            if kind is not None and not _is_of_type(value, kind):
+                problems.append(
+                    f"Stack '{stack}' with configuration key '{prefix}{name}' must be of type '{kind}'"
+                )
+        return problems
+
+    def with_project_defaults(self, raw: Mapping[str, str]) -> dict[str, str]:
+        """The config the CLI hands the program: the stack's values over Pulumi.yaml's defaults."""
+        merged = dict(raw)
+        for name, entry in self.config_schema.items():
+            full = f"{self.name}:{name}"
+            if full in merged:
+                continue
+            if isinstance(entry, dict) and ("default" in entry or "value" in entry):
+                merged[full] = as_config_string(entry.get("default", entry.get("value")))
+            elif not isinstance(entry, dict):
+                merged[full] = as_config_string(entry)
+        return merged
 
     def stack_names(self) -> list[str]:
         """Every committed stack (one per `Pulumi.<stack>.yaml`)."""
@@ -91,7 +152,11 @@ class Project:
         if not isinstance(raw, dict):
             raise ValueError(f"{path.name}: 'config' must be a mapping of keys to values")
         config = {str(k): as_config_string(v) for k, v in raw.items()}
-        return {**config, **self.stand_ins(config)} if with_stand_ins else config
+        if with_stand_ins:
+            config = {**config, **self.stand_ins(config)}
+        if problems := self.project_config_problems(stack, config):
+            raise ProjectConfigError("\n".join(problems))
+        return self.with_project_defaults(config)
 
     def program(self) -> None:
         """Run the project's program as the Python language host does: `main` as `__main__`."""
