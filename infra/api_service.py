@@ -165,6 +165,7 @@ def declare_user_pool(cfg: StackConfig, *, opts: pulumi.ResourceOptions) -> User
     return UserPool(
         "users",
         UserPoolArgs(
+            name_prefix=cfg.name_prefix,
             mfa=cfg.user_pool_mfa,  # type: ignore[arg-type]  # validated by infra.config
             allow_password_auth=cfg.user_pool_password_auth,
             deletion_protection=cfg.deletion_protection,
@@ -209,6 +210,7 @@ def declare_api_service(
     service = WebService(
         API_NAME,
         WebServiceArgs(
+            name_prefix=cfg.name_prefix,
             vpc_id=vpc_id,
             public_subnet_ids=public_subnet_ids,
             private_subnet_ids=private_subnet_ids,

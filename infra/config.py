@@ -628,6 +628,11 @@ class StackConfig:
     pipeline_approval: bool
 
     @property
+    def name_prefix(self) -> str:
+        """`<project>-<stack>-`: what the components put before account-unique names."""
+        return f"{PROJECT}-{self.stack}-"
+
+    @property
     def is_prod(self) -> bool:
         """True for production stacks."""
         return self.environment == "prod"

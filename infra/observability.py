@@ -284,6 +284,7 @@ def declare_observability(
     observability = Observability(
         "observability",
         ObservabilityArgs(
+            name_prefix=cfg.name_prefix,
             alarm_topic_arn=chain.alerts_topic.arn,
             dashboard_name_prefix=f"{PROJECT}-{cfg.stack}",
             watched=watched_resources(chain, api),

@@ -673,6 +673,7 @@ def _function_args(
     """The packaged archive, runtime, sizing, environment and grants of one function."""
     function = spec.name
     return FunctionArgs(
+        name_prefix=cfg.name_prefix,
         code=str(packaging.build_archive(function, BUILD_DIR)),
         handler=packaging.handler_of(function),
         runtime=packaging.RUNTIME,
@@ -717,10 +718,13 @@ def declare_payment_chain(
     check_access(specs)
     key: pulumi.Input[str] | None = None if cfg.dedicated_keys else platform_key_arn
 
-    tables = declare_tables(kms_key_arn=key, deletion_protection=cfg.deletion_protection, opts=opts)
+    tables = declare_tables(
+        kms_key_arn=key, deletion_protection=cfg.deletion_protection, opts=opts, name_prefix=cfg.name_prefix
+    )
     alerts = Topic(
         OPS_ALERTS,
         TopicArgs(
+            name_prefix=cfg.name_prefix,
             kms_key_arn=key,
             # Alarms; and pipeline notifications (infra/pipeline.py) when the stack has a pipeline.
             publisher_services=["cloudwatch", *(["codestar-notifications"] if cfg.pipeline_enabled else [])],
@@ -730,7 +734,9 @@ def declare_payment_chain(
     )
     topics: dict[str, Topic] = {OPS_ALERTS: alerts}
     for topic in contract.Topic:
-        topics[topic.value] = Topic(topic.value, TopicArgs(kms_key_arn=key), opts=opts)
+        topics[topic.value] = Topic(
+            topic.value, TopicArgs(kms_key_arn=key, name_prefix=cfg.name_prefix), opts=opts
+        )
 
     queues: dict[str, Queue] = {}
     dead_letter_visibility = {
@@ -742,6 +748,7 @@ def declare_payment_chain(
         queues[fed.queue] = Queue(
             fed.queue,
             QueueArgs(
+                name_prefix=cfg.name_prefix,
                 alarm_topic_arn=alerts.arn,
                 visibility_timeout_seconds=queue_visibility(consumer),
                 dead_letter_visibility_timeout_seconds=dead_letter_visibility.get(fed.queue),
@@ -761,7 +768,9 @@ def declare_payment_chain(
     # No sender configured (dev/prod without sesSender): no identity, and no function gets SES_SENDER.
     sender = (
         EmailIdentity(
-            "notifications-sender", EmailIdentityArgs(email=cfg.ses_sender or LOCAL_SES_SENDER), opts=opts
+            "notifications-sender",
+            EmailIdentityArgs(email=cfg.ses_sender or LOCAL_SES_SENDER, name_prefix=cfg.name_prefix),
+            opts=opts,
         )
         if cfg.ses_sender or cfg.environment == "local"
         else None
@@ -769,7 +778,11 @@ def declare_payment_chain(
     builder = _Builder(cfg, tables, topics, queues, sender, user_pool)
     environments: dict[str, dict[str, pulumi.Input[str]]] = {}
     signing = (
-        CodeSigning("code-signing", CodeSigningArgs(force_destroy=not cfg.deletion_protection), opts=opts)
+        CodeSigning(
+            "code-signing",
+            CodeSigningArgs(force_destroy=not cfg.deletion_protection, name_prefix=cfg.name_prefix),
+            opts=opts,
+        )
         if code_signing
         else None
     )

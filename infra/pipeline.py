@@ -66,6 +66,7 @@ def declare_pipeline(
     pipeline = ContainerPipeline(
         PIPELINE_NAME,
         ContainerPipelineArgs(
+            name_prefix=cfg.name_prefix,
             connection_arn=cfg.pipeline_connection_arn,
             repository=cfg.pipeline_repository,
             branch=cfg.pipeline_branch,

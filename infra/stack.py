@@ -98,6 +98,7 @@ def build(cfg: StackConfig) -> Platform:
     key = EncryptionKey(
         "platform",
         EncryptionKeyArgs(
+            name_prefix=cfg.name_prefix,
             description=f"{PROJECT}-{cfg.stack}: logs, topics, queues, tables",
             # codestar-notifications: pipeline notifications into the encrypted ops-alerts topic.
             service_principals=(
@@ -114,6 +115,7 @@ def build(cfg: StackConfig) -> Platform:
     network = Network(
         "network",
         NetworkArgs(
+            name_prefix=cfg.name_prefix,
             availability_zones=names[: cfg.az_count],
             nat_strategy=cfg.nat_strategy,  # type: ignore[arg-type]  # validated by infra.config
             cidr=cfg.vpc_cidr,

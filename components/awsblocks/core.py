@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -25,6 +25,17 @@ def type_token(name: str) -> str:
     return f"{PACKAGE}:index:{name}"
 
 
+@dataclass
+class ComponentArgs:
+    """What every component's arguments share (keyword-only, so it follows any argument)."""
+
+    name_prefix: str = field(default="", kw_only=True)
+    """Prepended to the names this component gives resources that must be unique in the account
+    and region (KMS aliases, ECS task families, CloudWatch metric and notification rule names),
+    e.g. `shop-prod-` so two stacks in one account do not collide. Default "": a component
+    inside another component uses its parent's, a top-level one its own name alone."""
+
+
 class Component(pulumi.ComponentResource):
     """Base class: registers the token and derives the tags each taggable child must carry.
 
@@ -32,14 +43,21 @@ class Component(pulumi.ComponentResource):
     and tag policies can attribute every resource (awsx's tags never reached its children).
     """
 
+    name_prefix: str
+    """What this component puts before account-unique names (`ComponentArgs.name_prefix`)."""
+
     def __init__(
         self,
         type_name: str,
         name: str,
         tags: Mapping[str, str] | None,
         opts: pulumi.ResourceOptions | None,
+        *,
+        name_prefix: str = "",
     ) -> None:
         super().__init__(type_token(type_name), name, None, opts)
+        parent = opts.parent if opts is not None else None
+        self.name_prefix = name_prefix or (parent.name_prefix if isinstance(parent, Component) else "")
         self.component_name = name
         self.tags: dict[str, str] = {**(tags or {}), "component": name}
 

@@ -25,7 +25,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from awsblocks.core import Component
+from awsblocks.core import Component, ComponentArgs
 
 MfaMode = Literal["OFF", "OPTIONAL", "ON"]
 MFA_MODES: tuple[str, ...] = ("OFF", "OPTIONAL", "ON")
@@ -35,7 +35,7 @@ PASSWORD_AUTH_FLOW = "ALLOW_USER_PASSWORD_AUTH"
 
 
 @dataclass
-class UserPoolArgs:
+class UserPoolArgs(ComponentArgs):
     """Arguments of `UserPool`.
 
     Attributes:
@@ -105,7 +105,7 @@ class UserPool(Component):
 
     def __init__(self, name: str, args: UserPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         validate_user_pool_args(name, args)
-        super().__init__("UserPool", name, args.tags, opts)
+        super().__init__("UserPool", name, args.tags, opts, name_prefix=args.name_prefix)
         pool = aws.cognito.UserPool(
             f"{name}-pool",
             username_attributes=["email"],

@@ -27,7 +27,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from awsblocks.core import Component
+from awsblocks.core import Component, ComponentArgs
 from awsblocks.security.encryption_key import key_arn_or_own
 
 AttributeType = Literal["S", "N", "B"]
@@ -54,7 +54,7 @@ class TableIndex:
 
 
 @dataclass
-class TableArgs:
+class TableArgs(ComponentArgs):
     """Arguments of `Table`.
 
     Attributes:
@@ -169,7 +169,7 @@ class Table(Component):
 
     def __init__(self, name: str, args: TableArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         validate_table_args(name, args)
-        super().__init__("Table", name, args.tags, opts)
+        super().__init__("Table", name, args.tags, opts, name_prefix=args.name_prefix)
         kms_key_arn = key_arn_or_own(self, args.kms_key_arn, f"{name}-table-key", f"DynamoDB table {name}")
 
         table = aws.dynamodb.Table(

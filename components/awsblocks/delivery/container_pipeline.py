@@ -44,7 +44,7 @@ import pulumi
 import pulumi_aws as aws
 
 from awsblocks.aws_values import LOG_RETENTION_DAYS
-from awsblocks.core import AccountFacts, Component, account_facts, assume_role_policy
+from awsblocks.core import AccountFacts, Component, ComponentArgs, account_facts, assume_role_policy
 from awsblocks.data.bucket import private_bucket, tls_only_statement
 from awsblocks.security.encryption_key import key_arn_or_own
 from awsblocks.security.iam import Grant, ecr_pull, kms_use, logs_write, policy_document
@@ -108,7 +108,7 @@ def ecs_service_arn(facts: AccountFacts, cluster_name: str, service_name: str) -
 
 
 @dataclass
-class ContainerPipelineArgs:
+class ContainerPipelineArgs(ComponentArgs):
     """Arguments of `ContainerPipeline`.
 
     Attributes:
@@ -347,7 +347,7 @@ class ContainerPipeline(Component):
         self, name: str, args: ContainerPipelineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         validate_container_pipeline_args(name, args)
-        super().__init__("ContainerPipeline", name, args.tags, opts)
+        super().__init__("ContainerPipeline", name, args.tags, opts, name_prefix=args.name_prefix)
         facts = account_facts(self)
         self._label = name
         self._spec = args
@@ -441,7 +441,7 @@ class ContainerPipeline(Component):
             events = FAILURE_EVENTS + (APPROVAL_EVENTS if args.require_approval else ())
             rule = aws.codestarnotifications.NotificationRule(
                 f"{name}-notifications",
-                name=f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"[:64],
+                name=f"{self.name_prefix}{name}"[:64],
                 resource=pipeline.arn,
                 detail_type="BASIC",
                 event_type_ids=list(events),

@@ -37,7 +37,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from awsblocks.core import Component
+from awsblocks.core import Component, ComponentArgs
 from awsblocks.data.bucket import private_bucket, tls_only_statement
 
 PLATFORM_ID = "AWSLambda-SHA384-ECDSA"
@@ -68,7 +68,7 @@ class CodeSigningRef:
 
 
 @dataclass
-class CodeSigningArgs:
+class CodeSigningArgs(ComponentArgs):
     """Arguments of `CodeSigning`.
 
     Attributes:
@@ -112,19 +112,18 @@ def profile_name_prefix(name: str) -> str:
 class CodeSigning(Component):
     """Artifact bucket, Signer profile and an enforcing code signing configuration.
 
-    Outputs: `bucket`, `profile_name`, `profile_version_arn`, `config_arn`, and `ref` (a
-    `CodeSigningRef` to pass as `FunctionArgs.code_signing`).
+    Outputs: `bucket`, `profile_name`, `profile_version_arn`, `config_arn`. Python helper: `ref`
+    (a `CodeSigningRef` to pass as `FunctionArgs.code_signing`).
     """
 
     bucket: pulumi.Output[str]
     profile_name: pulumi.Output[str]
     profile_version_arn: pulumi.Output[str]
     config_arn: pulumi.Output[str]
-    ref: CodeSigningRef
 
     def __init__(self, name: str, args: CodeSigningArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         validate_code_signing_args(name, args)
-        super().__init__("CodeSigning", name, args.tags, opts)
+        super().__init__("CodeSigning", name, args.tags, opts, name_prefix=args.name_prefix)
         bucket, _ = private_bucket(
             self,
             f"{name}-artifacts",
@@ -159,7 +158,7 @@ class CodeSigning(Component):
         self.profile_name = profile.name
         self.profile_version_arn = profile.version_arn
         self.config_arn = config.arn
-        self.ref = CodeSigningRef(bucket.id, profile.name, profile.version_arn, config.arn)
+        self._ref = CodeSigningRef(bucket.id, profile.name, profile.version_arn, config.arn)
         self.register_outputs(
             {
                 "bucket": self.bucket,
@@ -168,6 +167,11 @@ class CodeSigning(Component):
                 "config_arn": self.config_arn,
             }
         )
+
+    @property
+    def ref(self) -> CodeSigningRef:
+        """What a function or layer needs to be signed (Python helper: `FunctionArgs.code_signing`)."""
+        return self._ref
 
 
 @dataclass(frozen=True)

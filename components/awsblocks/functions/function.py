@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from awsblocks.aws_values import ARCHITECTURES, LOG_RETENTION_DAYS, PYTHON_RUNTIMES
-from awsblocks.core import Component, assume_role_policy
+from awsblocks.core import Component, ComponentArgs, assume_role_policy
 from awsblocks.functions.code_signing import CodeSigningRef, check_signable, sign_archive
 from awsblocks.messaging.queue import QueueRef
 from awsblocks.security.encryption_key import own_key
@@ -39,7 +39,7 @@ XRAY_WRITE = Grant(
 
 
 @dataclass(kw_only=True)
-class FunctionArgs:
+class FunctionArgs(ComponentArgs):
     """What every function of this module takes.
 
     Attributes:
@@ -246,7 +246,7 @@ class Function(Component):
 
     def __init__(self, name: str, args: FunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         validate_function_args("Function", name, args)
-        super().__init__("Function", name, args.tags, opts)
+        super().__init__("Function", name, args.tags, opts, name_prefix=args.name_prefix)
         declared = _declare_function(self, name, args)
         self.function_name = declared.function.name
         self.function_arn = declared.function.arn

@@ -103,7 +103,7 @@ class QueueFunction(Component):
         self, name: str, args: QueueFunctionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         validate_queue_function_args(name, args)
-        super().__init__("QueueFunction", name, args.tags, opts)
+        super().__init__("QueueFunction", name, args.tags, opts, name_prefix=args.name_prefix)
         queue = args.queue.ref if isinstance(args.queue, Queue) else args.queue
         declared = _declare_function(self, name, args, consumed=queue)
         aws.lambda_.EventSourceMapping(

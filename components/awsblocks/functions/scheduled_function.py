@@ -48,7 +48,7 @@ class ScheduledFunction(Component):
     Events EventBridge cannot deliver (after `retry_attempts`) and invocations that still fail
     after Lambda's own two async retries both land in the DLQ, whose depth alarm notifies
     `alarm_topic_arn`. Outputs: `function_name`, `function_arn`, `role_arn`, `log_group_name`,
-    `rule_arn`, `dead_letter` (a `QueueRef`).
+    `rule_arn`, `dead_letter_url`. Python helper: `dead_letter` (the DLQ's `QueueRef`).
     """
 
     function_name: pulumi.Output[str]
@@ -56,7 +56,7 @@ class ScheduledFunction(Component):
     role_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     rule_arn: pulumi.Output[str]
-    dead_letter: QueueRef
+    dead_letter_url: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ScheduledFunctionArgs, opts: pulumi.ResourceOptions | None = None
@@ -74,7 +74,7 @@ class ScheduledFunction(Component):
             raise ValueError(
                 f"{where}: maximum_event_age_seconds={args.maximum_event_age_seconds}; allowed: 60 to 86400"
             )
-        super().__init__("ScheduledFunction", name, args.tags, opts)
+        super().__init__("ScheduledFunction", name, args.tags, opts, name_prefix=args.name_prefix)
         rule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
             description=f"Runs function {name} on {args.schedule_expression}",
@@ -122,7 +122,8 @@ class ScheduledFunction(Component):
         self.role_arn = declared.role.arn
         self.log_group_name = declared.log_group.name
         self.rule_arn = rule.arn
-        self.dead_letter = dead_letter.ref
+        self.dead_letter_url = dead_letter.url
+        self._dead_letter = dead_letter.ref
         self.register_outputs(
             {
                 "function_name": self.function_name,
@@ -130,9 +131,14 @@ class ScheduledFunction(Component):
                 "role_arn": self.role_arn,
                 "log_group_name": self.log_group_name,
                 "rule_arn": rule.arn,
-                "dead_letter_url": dead_letter.url,
+                "dead_letter_url": self.dead_letter_url,
             }
         )
+
+    @property
+    def dead_letter(self) -> QueueRef:
+        """The dead-letter queue (undeliverable events, failed runs) as a consumer needs it."""
+        return self._dead_letter
 
 
 # --- email -----------------------------------------------------------------------------------

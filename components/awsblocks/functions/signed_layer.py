@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from awsblocks.core import Component
+from awsblocks.core import Component, ComponentArgs
 from awsblocks.functions.code_signing import CodeSigningRef, check_signable, sign_archive
 
 
 @dataclass
-class SignedLayerArgs:
+class SignedLayerArgs(ComponentArgs):
     """Arguments of `SignedLayer`.
 
     Attributes:
@@ -49,7 +49,7 @@ class SignedLayer(Component):
 
     def __init__(self, name: str, args: SignedLayerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         archive = check_signable(f"SignedLayer {name}", args.archive)
-        super().__init__("SignedLayer", name, args.tags, opts)
+        super().__init__("SignedLayer", name, args.tags, opts, name_prefix=args.name_prefix)
         signed = sign_archive(self, name, archive, args.code_signing, kind="layer")
         layer = aws.lambda_.LayerVersion(
             f"{name}-layer",

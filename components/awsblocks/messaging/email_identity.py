@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from awsblocks.core import EMAIL_ADDRESS, SID_UNSAFE, Component
+from awsblocks.core import EMAIL_ADDRESS, SID_UNSAFE, Component, ComponentArgs
 from awsblocks.security.iam import (
     Grant,
 )
@@ -17,7 +17,7 @@ SES_SEND_ACTIONS: tuple[str, ...] = ("ses:SendEmail", "ses:SendRawEmail")
 
 
 @dataclass
-class EmailIdentityArgs:
+class EmailIdentityArgs(ComponentArgs):
     """Arguments of `EmailIdentity`.
 
     Attributes:
@@ -41,7 +41,7 @@ class EmailIdentity(Component):
     ) -> None:
         if not EMAIL_ADDRESS.match(args.email):
             raise ValueError(f"EmailIdentity {name}: email={args.email!r}; allowed: an email address")
-        super().__init__("EmailIdentity", name, args.tags, opts)
+        super().__init__("EmailIdentity", name, args.tags, opts, name_prefix=args.name_prefix)
         identity = aws.sesv2.EmailIdentity(
             f"{name}-identity", email_identity=args.email, tags=self.named_tags(name), opts=self.child_opts()
         )

@@ -24,7 +24,14 @@ import pulumi
 import pulumi_aws as aws
 
 from awsblocks.aws_values import MAX_SQS_RETENTION_SECONDS
-from awsblocks.core import AccountFacts, Component, account_facts, account_root_arn, policy_json
+from awsblocks.core import (
+    AccountFacts,
+    Component,
+    ComponentArgs,
+    account_facts,
+    account_root_arn,
+    policy_json,
+)
 from awsblocks.messaging.subscription import Subscription, SubscriptionArgs, TopicFeed, service_send_statement
 from awsblocks.security.encryption_key import own_key
 
@@ -66,7 +73,7 @@ class QueueRef:
 
 
 @dataclass
-class QueueArgs:
+class QueueArgs(ComponentArgs):
     """Arguments of `Queue`.
 
     Attributes:
@@ -158,8 +165,9 @@ def validate_queue_args(name: str, args: QueueArgs) -> None:
 class Queue(Component):
     """An SQS queue with its DLQ, CMK, TLS-only policy and DLQ alarm. See the module docstring.
 
-    Outputs: `arn`, `url`, `name`, `kms_key_arn`, `visibility_timeout_seconds`, `ref` (a
-    `QueueRef` for consumers), `dead_letter` (the DLQ's `QueueRef`, or None), `subscriptions`.
+    Outputs: `arn`, `url`, `name`, `kms_key_arn`, `visibility_timeout_seconds`, `dead_letter_arn`
+    and `dead_letter_url` (None without a DLQ). Python helpers: `ref` (a `QueueRef` for
+    consumers), `dead_letter` (the DLQ's `QueueRef`, or None), `subscriptions`.
     """
 
     arn: pulumi.Output[str]
@@ -167,13 +175,12 @@ class Queue(Component):
     name: pulumi.Output[str]
     kms_key_arn: pulumi.Output[str]
     visibility_timeout_seconds: int
-    ref: QueueRef
-    dead_letter: QueueRef | None
-    subscriptions: list[Subscription]
+    dead_letter_arn: pulumi.Output[str] | None
+    dead_letter_url: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: QueueArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         validate_queue_args(name, args)
-        super().__init__("Queue", name, args.tags, opts)
+        super().__init__("Queue", name, args.tags, opts, name_prefix=args.name_prefix)
         facts = account_facts(self)
         if args.kms_key_arn is None:
             services = ["sns"] if args.subscriptions else []
@@ -206,9 +213,10 @@ class Queue(Component):
             redrive_policy = pulumi.Output.json_dumps(
                 {"deadLetterTargetArn": dlq.arn, "maxReceiveCount": args.max_receive_count}
             )
-            self.dead_letter = QueueRef(dlq.arn, dlq.url, dlq.name, dlq_visibility, kms_key_arn)
+            dead_letter = QueueRef(dlq.arn, dlq.url, dlq.name, dlq_visibility, kms_key_arn)
+            self._dead_letter: QueueRef | None = dead_letter
         else:
-            self.dead_letter = None
+            self._dead_letter = None
 
         queue = aws.sqs.Queue(
             f"{name}-queue",
@@ -252,7 +260,7 @@ class Queue(Component):
         policy = aws.sqs.QueuePolicy(
             f"{name}-policy", queue_url=queue.url, policy=policy_json(statements), opts=self.child_opts()
         )
-        self.subscriptions = [
+        self._subscriptions = [
             Subscription(
                 f"{name}-from-{feed.name or index}",
                 SubscriptionArgs(
@@ -292,17 +300,35 @@ class Queue(Component):
         self.url = queue.url
         self.name = queue.name
         self.visibility_timeout_seconds = args.visibility_timeout_seconds
-        self.ref = QueueRef(queue.arn, queue.url, queue.name, args.visibility_timeout_seconds, kms_key_arn)
+        self.dead_letter_arn = dlq.arn if dlq is not None else None
+        self.dead_letter_url = dlq.url if dlq is not None else None
+        self._ref = QueueRef(queue.arn, queue.url, queue.name, args.visibility_timeout_seconds, kms_key_arn)
         self.register_outputs(
             {
                 "arn": queue.arn,
                 "url": queue.url,
                 "name": queue.name,
                 "kms_key_arn": kms_key_arn,
-                "dead_letter_arn": dlq.arn if dlq is not None else None,
-                "dead_letter_url": dlq.url if dlq is not None else None,
+                "visibility_timeout_seconds": args.visibility_timeout_seconds,
+                "dead_letter_arn": self.dead_letter_arn,
+                "dead_letter_url": self.dead_letter_url,
             }
         )
+
+    @property
+    def ref(self) -> QueueRef:
+        """The queue as a consumer needs it (Python helper: `QueueFunctionArgs.queue` takes it)."""
+        return self._ref
+
+    @property
+    def dead_letter(self) -> QueueRef | None:
+        """The dead-letter queue as a consumer needs it, or None (Python helper)."""
+        return self._dead_letter
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """The `Subscription` of each `TopicFeed`, in `QueueArgs.subscriptions` order."""
+        return self._subscriptions
 
     @staticmethod
     def _base_statements(facts: AccountFacts, queue_arn: pulumi.Input[str]) -> list[dict[str, Any]]:

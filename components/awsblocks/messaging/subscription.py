@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from awsblocks.core import SID_UNSAFE, Component
+from awsblocks.core import SID_UNSAFE, Component, ComponentArgs
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class TopicFeed:
 
 
 @dataclass
-class SubscriptionArgs:
+class SubscriptionArgs(ComponentArgs):
     """Arguments of `Subscription`.
 
     Attributes:
@@ -68,7 +68,7 @@ class Subscription(Component):
                 f"Subscription {name}: filter_policy={args.filter_policy!r}; "
                 "allowed: None or a non-empty mapping of attribute name to rule list"
             )
-        super().__init__("Subscription", name, None, opts)
+        super().__init__("Subscription", name, None, opts, name_prefix=args.name_prefix)
         subscription = aws.sns.TopicSubscription(
             f"{name}-sub",
             topic=args.topic_arn,

@@ -20,6 +20,7 @@ import pulumi_aws as aws
 from awsblocks.core import (
     EMAIL_ADDRESS,
     Component,
+    ComponentArgs,
     account_facts,
     account_root_arn,
     policy_json,
@@ -28,7 +29,7 @@ from awsblocks.security.encryption_key import own_key
 
 
 @dataclass
-class TopicArgs:
+class TopicArgs(ComponentArgs):
     """Arguments of `Topic`.
 
     Attributes:
@@ -62,7 +63,7 @@ class Topic(Component):
                 raise ValueError(
                     f"Topic {name}: email_subscriptions has {address!r}; allowed: an email address"
                 )
-        super().__init__("Topic", name, args.tags, opts)
+        super().__init__("Topic", name, args.tags, opts, name_prefix=args.name_prefix)
         facts = account_facts(self)
         if args.kms_key_arn is None:
             kms_key_arn = own_key(

@@ -51,7 +51,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from awsblocks.core import Component, account_facts, assume_role_policy
+from awsblocks.core import Component, ComponentArgs, account_facts, assume_role_policy
 from awsblocks.network.cidr import MAX_AZS, subnet_layout
 from awsblocks.security.encryption_key import key_arn_or_own
 
@@ -102,7 +102,7 @@ systemctl enable --now dnf-automatic-install.timer
 
 
 @dataclass
-class NetworkArgs:
+class NetworkArgs(ComponentArgs):
     """Arguments of `Network`.
 
     Attributes:
@@ -137,7 +137,12 @@ class NetworkArgs:
 
 
 class Network(Component):
-    """VPC, subnets, routing, NAT, endpoints and flow logs. See the module docstring."""
+    """VPC, subnets, routing, NAT, endpoints and flow logs. See the module docstring.
+
+    Outputs: `vpc_id`, `cidr`, `availability_zones` (in subnet order), `public_subnet_ids` and
+    `private_subnet_ids` (one per AZ, same order), `private_route_table_ids`,
+    `endpoint_security_group_id` (of the interface endpoints; None without any).
+    """
 
     vpc_id: pulumi.Output[str]
     cidr: str
@@ -170,7 +175,7 @@ class Network(Component):
                 "(ami-...) or resolve:ssm:<parameter name>"
             )
         layout = subnet_layout(args.cidr, len(azs))  # raises on a bad CIDR before anything exists
-        super().__init__("Network", name, args.tags, opts)
+        super().__init__("Network", name, args.tags, opts, name_prefix=args.name_prefix)
         facts = account_facts(self)
         self.cidr = args.cidr
         self.availability_zones = azs

@@ -42,7 +42,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from awsblocks.core import Component, account_facts
+from awsblocks.core import Component, ComponentArgs, account_facts
 from awsblocks.observability.alarms import AlarmSpec, AlarmThresholds, MetricQuery, MetricStat, alarms_for
 from awsblocks.observability.business import CustomMetrics, LogPanel, business_dashboard
 from awsblocks.observability.operations import operations_dashboard
@@ -54,7 +54,7 @@ _EMITTER = re.compile(r"^[A-Za-z0-9_./:@+=-]{1,255}$")
 
 
 @dataclass
-class ObservabilityArgs:
+class ObservabilityArgs(ComponentArgs):
     """Arguments of `Observability`.
 
     Attributes:
@@ -136,7 +136,7 @@ class Observability(Component):
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         validate_observability_args(name, args)
-        super().__init__("Observability", name, args.tags, opts)
+        super().__init__("Observability", name, args.tags, opts, name_prefix=args.name_prefix)
         region = account_facts(self).region
         watched = args.watched
         thresholds = args.thresholds
@@ -174,6 +174,7 @@ class Observability(Component):
                 "operations_dashboard_name": self.operations_dashboard_name,
                 "business_dashboard_name": self.business_dashboard_name,
                 "alarm_arns": self.alarm_arns,
+                "alarm_keys": self.alarm_keys,
             }
         )
 

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from awsblocks.core import AccountFacts, Component, account_facts
+from awsblocks.core import AccountFacts, Component, ComponentArgs, account_facts
 
 Condition = dict[str, dict[str, Any]]
 
@@ -168,7 +168,7 @@ def service_statements(facts: AccountFacts, services: Sequence[str]) -> list[dic
 
 
 @dataclass
-class EncryptionKeyArgs:
+class EncryptionKeyArgs(ComponentArgs):
     """Arguments of `EncryptionKey`.
 
     Attributes:
@@ -210,7 +210,7 @@ class EncryptionKey(Component):
                 f"{', '.join(sorted(SERVICE_KEY_USES))} (a new service needs its entry in "
                 "awsblocks.security.encryption_key.SERVICE_KEY_USES, with the condition AWS documents for it)"
             )
-        super().__init__("EncryptionKey", name, args.tags, opts)
+        super().__init__("EncryptionKey", name, args.tags, opts, name_prefix=args.name_prefix)
         facts = account_facts(self)
         statements: list[dict[str, object]] = [
             {
@@ -250,7 +250,7 @@ class EncryptionKey(Component):
             tags=self.tags,
             opts=self.child_opts(),
         )
-        alias_name = f"alias/{pulumi.get_project()}-{pulumi.get_stack()}-{name}"
+        alias_name = f"alias/{self.name_prefix}{name}"
         alias = aws.kms.Alias(
             f"{name}-alias", name=alias_name, target_key_id=key.key_id, opts=self.child_opts()
         )
@@ -283,6 +283,7 @@ def key_arn_or_own(
             service_principals=tuple(sorted(set(services))),
             allow_cloudwatch_logs=logs,
             tags=owner.tags,
+            name_prefix=owner.name_prefix,
         ),
         opts=owner.child_opts(),
     )

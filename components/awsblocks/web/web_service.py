@@ -72,7 +72,7 @@ import pulumi
 import pulumi_aws as aws
 
 from awsblocks.aws_values import ACM_CERTIFICATE_ARN, FARGATE_MEMORY_MB, fargate_memory_options
-from awsblocks.core import AccountFacts, Component, account_facts, assume_role_policy
+from awsblocks.core import AccountFacts, Component, ComponentArgs, account_facts, assume_role_policy
 from awsblocks.data.bucket import private_bucket, tls_only_statement
 from awsblocks.security.encryption_key import key_arn_or_own
 from awsblocks.security.iam import (
@@ -168,7 +168,7 @@ class WafArgs:
 
 
 @dataclass
-class WebServiceArgs:
+class WebServiceArgs(ComponentArgs):
     """Arguments of `WebService`.
 
     Attributes:
@@ -459,7 +459,7 @@ class WebService(Component):
                 platform=PLATFORM_OF_ARCHITECTURE[args.cpu_architecture],
                 build_args=args.build_args,
             )
-        super().__init__("WebService", name, args.tags, opts)
+        super().__init__("WebService", name, args.tags, opts, name_prefix=args.name_prefix)
         facts = account_facts(self)
         self._label = name
         self._spec = args
@@ -548,6 +548,7 @@ class WebService(Component):
                 "alb_arn": alb.arn,
                 "alb_arn_suffix": alb.arn_suffix,
                 "alb_dns_name": alb.dns_name,
+                "alb_zone_id": alb.zone_id,
                 "target_group_arn_suffix": target_group.arn_suffix,
                 "cluster_name": cluster_name,
                 "service_name": service.name,
@@ -754,7 +755,7 @@ class WebService(Component):
         }
         return aws.ecs.TaskDefinition(
             f"{name}-task",
-            family=f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}",
+            family=f"{self.name_prefix}{name}",
             cpu=str(args.cpu),
             memory=str(args.memory_mb),
             network_mode="awsvpc",
@@ -985,7 +986,7 @@ class WebService(Component):
     def _waf(self, alb: aws.lb.LoadBalancer, kms_key_arn: pulumi.Input[str]) -> pulumi.Output[str]:
         name, waf = self._label, self._spec.waf
         assert waf is not None
-        metric_prefix = f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"
+        metric_prefix = f"{self.name_prefix}{name}"
 
         def visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
             return aws.wafv2.WebAclRuleVisibilityConfigArgs(
