@@ -1,1 +1,1 @@
-"""CloudWatch dashboard and alarm definitions as pure functions returning JSON bodies."""
+"""This product's dashboards and alarms as data, built with the awsblocks.observability builders."""

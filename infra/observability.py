@@ -20,13 +20,11 @@ chain creates. The DLQ-not-empty alarms are the ones `awsblocks.messaging.queue.
 
 from __future__ import annotations
 
-import re
-
 import pulumi
 from awsblocks.functions.scheduled_function import ScheduledFunction
 from awsblocks.messaging.queue import Queue
 from awsblocks.observability.alarms import AlarmThresholds
-from awsblocks.observability.business import CustomMetrics, LogPanel, MetricPanel
+from awsblocks.observability.business import CustomMetrics, LogPanel
 from awsblocks.observability.observability import Observability, ObservabilityArgs
 from awsblocks.observability.refs import (
     Watched,
@@ -39,106 +37,16 @@ from awsblocks.observability.refs import (
 )
 from awsblocks.web.web_service import WebService
 
+from dashboards.alarms import books_alarms
+from dashboards.business import AUDITOR, BUSINESS_PANELS, FAILED_PAYMENTS_QUERY, LEDGER
 from infra.api_service import API_NAME
 from infra.config import PROJECT, StackConfig
-from infra.payment_chain import PaymentChain, schedule_of
-from lambdas.shared import books, contract
-from lambdas.shared.books import FindingKind
-from lambdas.shared.contract import Metric
+from infra.payment_chain import PaymentChain
+from lambdas.shared import contract
 from lambdas.specs import catalog
 
 SERVICE_NAME_VARIABLE = "POWERTOOLS_SERVICE_NAME"
 """The environment variable whose value Powertools writes into the `service` dimension."""
-EVENT_TYPE_LOG_KEY = "eventType"
-"""The log key `lambdas.shared.telemetry.correlated` writes each event's type under."""
-
-AUDITOR = "books_auditor"
-"""The function that audits the books (lambdas/books_auditor.py)."""
-LEDGER = "ledger_recorder"
-"""The function that emits LedgerConflicts."""
-FINDING_METRICS: tuple[Metric, ...] = tuple(books.METRIC_OF_KIND.values())
-AUDIT_PERIOD = books.rate_seconds(schedule_of(catalog.spec_of(AUDITOR)))
-"""Seconds between audits: one data point per metric per period."""
-AUDIT_SILENT_SECONDS = 3600
-"""No complete audit for this long (4 missed runs at 15 minutes) alarms."""
-
-FINDING_ADVICE: dict[FindingKind, str] = {
-    FindingKind.BOOKS_UNBALANCED: (
-        "campaigns whose ledger (captured - refunded), fundingAmount and sum of CAPTURED payments disagree"
-    ),
-    FindingKind.LEDGER_EVENT_MISSING: "terminal payments whose event is not in the ledger past the horizon",
-    FindingKind.LEDGER_EVENT_DUPLICATED: "payment events the ledger records more than once",
-    FindingKind.LEDGER_EVENT_UNEXPECTED: "ledger events that contradict their payment's state",
-    FindingKind.PAYMENT_STUCK: "payments still PENDING or APPROVED past the settlement horizon",
-    FindingKind.AUTHORIZATION_HELD: "authorizations neither captured nor voided past the horizon",
-    FindingKind.REFUNDS_OVERDUE: "failed or deleted campaigns holding captured money after refunds were due",
-}
-"""What each finding means, for its alarm's description."""
-
-PAYMENT_STATES = (
-    Metric.PAYMENTS_REQUESTED,
-    Metric.PAYMENTS_CAPTURED,
-    Metric.PAYMENTS_DECLINED,
-    Metric.PAYMENTS_FAILED,
-    Metric.PAYMENTS_CANCELLED,
-    Metric.PAYMENTS_REFUNDED,
-)
-
-BUSINESS_PANELS: tuple[MetricPanel, ...] = (
-    MetricPanel(
-        "Payments per 5 minutes",
-        tuple(PAYMENT_STATES),
-        labels={m.value: m.value.removeprefix("Payments").lower() for m in PAYMENT_STATES},
-        y_label="Payments",
-    ),
-    MetricPanel(
-        "Amount captured per 5 minutes",
-        (Metric.AMOUNT_CAPTURED,),
-        labels={Metric.AMOUNT_CAPTURED: "captured (smallest currency unit)"},
-        y_label="Amount",
-    ),
-    MetricPanel("Goals reached per 5 minutes", (Metric.GOALS_REACHED,), y_label="Campaigns", width=8),
-    MetricPanel("Retry attempts per 5 minutes", (Metric.RETRY_ATTEMPTS,), y_label="Attempts", width=8),
-    MetricPanel(
-        "Approvals, sweeps, poison messages, ledger conflicts, notifications",
-        (
-            Metric.PAYMENTS_APPROVED,
-            Metric.PAYMENTS_RECONCILED,
-            Metric.APPROVALS_RESENT,
-            Metric.OWED_WORK_SETTLED,
-            Metric.LEDGER_EVENTS_REDRIVEN,
-            Metric.POISON_MESSAGES,
-            Metric.LEDGER_CONFLICTS,
-            Metric.NOTIFICATIONS_SENT,
-            Metric.NOTIFICATIONS_SKIPPED,
-        ),
-        width=8,
-    ),
-    MetricPanel(
-        "Books audit: findings per run",
-        FINDING_METRICS,
-        stat="Maximum",
-        period=AUDIT_PERIOD,
-        y_label="Findings",
-    ),
-    MetricPanel(
-        "Books audit: findings, campaigns audited, complete runs",
-        (Metric.BOOKS_FINDINGS, Metric.CAMPAIGNS_AUDITED, Metric.AUDITS_COMPLETED),
-        stat="Maximum",
-        period=AUDIT_PERIOD,
-        y_label="Count",
-    ),
-)
-"""The business graphs: every `contract.Metric` appears in exactly one (a test checks)."""
-
-FAILED_PAYMENTS_QUERY = (
-    f"fields @timestamp, paymentId, fundingId, service, message\n"
-    f'| filter {EVENT_TYPE_LOG_KEY} = "{contract.EventType.PAYMENT_FAILED}"\n'
-    "| sort @timestamp desc\n"
-    "| dedup paymentId\n"
-    "| limit 50"
-)
-"""Latest failed payments, one row each, from the functions that receive `payment.failed`."""
 
 
 def alarm_thresholds(cfg: StackConfig) -> AlarmThresholds:
@@ -189,63 +97,13 @@ def watched_resources(chain: PaymentChain, api: WebService) -> Watched[pulumi.In
     )
 
 
-def _kebab(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
-
-
 def _service(chain: PaymentChain, function: str) -> pulumi.Input[str]:
     return chain.environments[function][SERVICE_NAME_VARIABLE]
 
 
 def watched_metrics(chain: PaymentChain) -> tuple[WatchedMetric[pulumi.Input[str]], ...]:
-    """Alarms on the books findings (their total), on the auditor falling silent, on ledger conflicts."""
-    auditor = {contract.METRICS_SERVICE_DIMENSION: _service(chain, AUDITOR)}
-    kinds = "; ".join(
-        f"{metric.value}: {FINDING_ADVICE[kind]}" for kind, metric in books.METRIC_OF_KIND.items()
-    )
-    found: list[WatchedMetric[pulumi.Input[str]]] = [
-        WatchedMetric(
-            _kebab(Metric.BOOKS_FINDINGS.value),
-            contract.METRICS_NAMESPACE,
-            Metric.BOOKS_FINDINGS.value,
-            auditor,
-            "The books auditor found something wrong (DESIGN section 3). The business dashboard's "
-            "'Books audit: findings per run' says which kind, the books_auditor log group has one line "
-            "per finding with the ids, `make audit` against the stack's tables prints every balance "
-            f"sheet. Kinds: {kinds}.",
-            period=AUDIT_PERIOD,
-            evaluation_periods=2,  # a run near a period boundary is still seen
-        )
-    ]
-    found.append(
-        WatchedMetric(
-            _kebab(Metric.AUDITS_COMPLETED.value),
-            contract.METRICS_NAMESPACE,
-            Metric.AUDITS_COMPLETED.value,
-            auditor,
-            f"No complete books audit in {AUDIT_SILENT_SECONDS // 60} minutes: the books are not being "
-            "checked. Read the books_auditor's log group (errors, an incomplete run out of time) and "
-            "its schedule's dead-letter queue.",
-            threshold=1,
-            below=True,
-            statistic="Sum",
-            period=AUDIT_SILENT_SECONDS,
-            missing_is_breaching=True,
-        )
-    )
-    found.append(
-        WatchedMetric(
-            _kebab(Metric.LEDGER_CONFLICTS.value),
-            contract.METRICS_NAMESPACE,
-            Metric.LEDGER_CONFLICTS.value,
-            {contract.METRICS_SERVICE_DIMENSION: _service(chain, LEDGER)},
-            "A different event reused a ledger row's key; the ledger kept the first row (it is "
-            "append-only). Read the ledger_recorder's log group for both events.",
-            statistic="Sum",
-            period=300,
-        )
-    )
-    return tuple(found)
+    """The product's alarms on its own metrics (`dashboards.alarms`), on this stack's emitters."""
+    return books_alarms(_service(chain, AUDITOR), _service(chain, LEDGER))
 
 
 def business_metrics(chain: PaymentChain) -> CustomMetrics[pulumi.Input[str]]:

@@ -162,7 +162,7 @@ def settlement_horizon(cfg: StackConfig) -> int:
         retry_max_delay_seconds=cfg.retry_max_delay_seconds,
         reconcile_after_seconds=cfg.reconcile_after_seconds,
         attempt_seconds=QueueArgs.max_receive_count * queue_visibility(catalog.spec_of("payment_processor")),
-        sweep_period_seconds=books.rate_seconds(schedule_of(catalog.spec_of("reconciler"))),
+        sweep_period_seconds=books.rate_seconds(catalog.schedule_of(catalog.spec_of("reconciler"))),
     )
 
 
@@ -215,16 +215,6 @@ class AccessDeclarationError(ValueError):
             "the functions' AWS access declarations (access in lambdas/specs/<function>.py) cannot become "
             "IAM grants:\n" + "\n".join(f"  - {problem}" for problem in problems)
         )
-
-
-def schedule_of(spec: FunctionSpec) -> str:
-    """The schedule expression of a scheduled function (a ValueError naming the fix otherwise)."""
-    if not isinstance(spec.trigger, Schedule):
-        raise ValueError(
-            f"function {spec.name} is triggered by {type(spec.trigger).__name__}, not a Schedule; "
-            f"fix: a Schedule trigger in {spec.path}, or read another function's schedule"
-        )
-    return spec.trigger.expression
 
 
 ResourceSource = (

@@ -20,7 +20,7 @@ from lambdas.specs import (
     reconciler,
     transaction_check,
 )
-from lambdas.specs.model import DeadLetters, FunctionSpec, SpecError, TopicQueue
+from lambdas.specs.model import DeadLetters, FunctionSpec, Schedule, SpecError, TopicQueue
 
 SPECS: tuple[FunctionSpec, ...] = (
     pg_gateway.SPEC,
@@ -120,3 +120,13 @@ def catalog_problems(specs: tuple[FunctionSpec, ...]) -> list[str]:
                 f"{', '.join(sorted(queues))}"
             )
     return problems
+
+
+def schedule_of(spec: FunctionSpec) -> str:
+    """The schedule expression of a scheduled function (a ValueError naming the fix otherwise)."""
+    if not isinstance(spec.trigger, Schedule):
+        raise ValueError(
+            f"function {spec.name} is triggered by {type(spec.trigger).__name__}, not a Schedule; "
+            f"fix: a Schedule trigger in {spec.path}, or read another function's schedule"
+        )
+    return spec.trigger.expression

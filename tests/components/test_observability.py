@@ -15,8 +15,8 @@ from awsblocks.observability.observability import Observability, ObservabilityAr
 from awsblocks.observability.refs import Watched, WatchedFunction, WatchedQueue, WatchedTable
 from awsblocks.testing import MOCK_ACCOUNT_ID, Synthesis
 
+from tests.components.dashboards.bodies import log_sources, metric_refs
 from tests.conftest import TEST_REGION, SynthFn
-from tests.dashboards.bodies import log_sources, metric_refs
 
 ALARM_TOPIC = f"arn:aws:sns:{TEST_REGION}:{MOCK_ACCOUNT_ID}:alerts"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"

@@ -21,12 +21,13 @@ import pytest
 from awsblocks.observability.layout import layout_problems
 from awsblocks.testing import Synthesis
 
-from infra import observability, payment_chain
+from dashboards import business as business_dashboard
+from infra import observability
 from lambdas.shared import books, contract
 from lambdas.specs import catalog
 from lambdas.specs.model import TopicQueue
+from tests.components.dashboards.bodies import MetricRef, log_sources, metric_refs
 from tests.conftest import SynthFn
-from tests.dashboards.bodies import MetricRef, log_sources, metric_refs
 from toolchain.preview import render_tree
 from toolchain.project import read_stack_config, stack_names
 
@@ -340,11 +341,11 @@ def test_failed_payments_query_reads_fields_the_functions_log(
     with correlated(logger, event):
         logger.info("event recorded")
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    query = observability.FAILED_PAYMENTS_QUERY
+    query = business_dashboard.FAILED_PAYMENTS_QUERY
     fields = set(re.findall(r"\b([a-zA-Z]+)\b", query.split("\n")[0].removeprefix("fields "))) - {"timestamp"}
-    fields |= {observability.EVENT_TYPE_LOG_KEY}
+    fields |= {business_dashboard.EVENT_TYPE_LOG_KEY}
     assert fields <= set(record), fields - set(record)
-    assert record[observability.EVENT_TYPE_LOG_KEY] == contract.EventType.PAYMENT_FAILED
+    assert record[business_dashboard.EVENT_TYPE_LOG_KEY] == contract.EventType.PAYMENT_FAILED
 
 
 def test_thresholds_come_from_stack_config(synth: SynthFn) -> None:
@@ -426,7 +427,7 @@ def service_of(facts: StackFacts, function_resource: str) -> str:
 def test_every_books_finding_and_the_auditors_silence_alarm_ops_alerts(synth: SynthFn, stack: str) -> None:
     s = synth(stack)
     facts = facts_of(s)
-    period = books.rate_seconds(payment_chain.schedule_of(catalog.spec_of("books_auditor")))
+    period = books.rate_seconds(catalog.schedule_of(catalog.spec_of("books_auditor")))
     assert period == 900
     custom = {
         a.inputs["metricName"]: a.inputs

@@ -529,9 +529,7 @@ def test_schedules_invoke_the_closer_and_the_reconciler(synth: SynthFn, name: st
     component = name.replace("_", "-")
     rule, target = s.named(f"{component}-schedule"), s.named(f"{component}-target")
     assert (
-        rule.inputs["scheduleExpression"]
-        == payment_chain.schedule_of(catalog.spec_of(name))
-        == "rate(5 minutes)"
+        rule.inputs["scheduleExpression"] == catalog.schedule_of(catalog.spec_of(name)) == "rate(5 minutes)"
     )
     assert target.inputs["arn"] == out(function(s, name))["arn"]
     assert target.inputs["deadLetterConfig"]["arn"] == out(s.named(f"{component}-dlq-queue"))["arn"]

@@ -17,7 +17,7 @@ from awsblocks.observability.refs import (
     WatchedTable,
 )
 
-from tests.dashboards.bodies import metric_refs
+from tests.components.dashboards.bodies import metric_refs
 
 REGION = "eu-west-1"
 WATCHED = Watched(

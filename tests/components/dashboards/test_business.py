@@ -7,7 +7,7 @@ from awsblocks.observability.business import CustomMetrics, LogPanel, MetricPane
 from awsblocks.observability.layout import layout_problems
 from awsblocks.observability.widgets import MAX_SEARCH_LENGTH, search
 
-from tests.dashboards.bodies import log_sources, metric_refs
+from tests.components.dashboards.bodies import log_sources, metric_refs
 
 METRICS = CustomMetrics(
     namespace="Shop",

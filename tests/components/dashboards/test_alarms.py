@@ -9,7 +9,7 @@ import pytest
 from awsblocks.observability.alarms import AlarmSpec, AlarmThresholds, MetricStat, alarms_for
 from awsblocks.observability.refs import Watched, WatchedFunction, WatchedMetric
 
-from tests.dashboards.test_operations import WATCHED
+from tests.components.dashboards.test_operations import WATCHED
 
 
 def test_every_watched_resource_gets_its_alarms() -> None:
@@ -197,7 +197,7 @@ def test_custom_metric_dimensions_round_trip_and_are_not_drawn_on_the_operations
     assert rebuilt.metrics[0].metric_name == "OrdersLost" and rebuilt.metrics[0].period == 900
     from awsblocks.observability.operations import operations_dashboard
 
-    from tests.dashboards.bodies import metric_refs
+    from tests.components.dashboards.bodies import metric_refs
 
     assert {r.namespace for r in metric_refs(operations_dashboard(watched, "eu-west-1"))} == {"AWS/Lambda"}
     only_metrics = Watched(metrics=(findings_metric(),))
