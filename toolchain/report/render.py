@@ -107,7 +107,7 @@ def _cost_section(report: Report) -> list[str]:
         "## Monthly cost estimate",
         "",
         f"List prices for {cost.region} from the price table compiled {cost.prices_compiled} "
-        f"(`infra/report/prices/{cost.region}.yaml`; each unit price links its source page, "
+        f"(`toolchain/report/prices/{cost.region}.yaml`; each unit price links its source page, "
         f"{UNCONFIRMED_MARK} = not confirmed against the page on that date). Free tiers are subtracted "
         "per line.",
         "",
