@@ -53,7 +53,7 @@ report: $(STAMP) ## reviewer's report for STACK (BASE=<git ref> adds a diff): re
 # CRASH_RATE, DUPLICATE_RATE, FAULT_SEED, PG_TRANSIENT_FAILURE_RATE, PG_DECLINE_RATE, PG_LATENCY_MS,
 # PG_SEED, MAPPING_CONCURRENCY_CAP, TIME_SCALE, PORT, EMULATOR_PORT.
 run: $(STAMP) ## the whole system on the embedded AWS emulator (127.0.0.1), in the foreground (fault knobs: see README)
-	$(PY) -m toolchain.embedded
+	$(PY) -m local
 
 token: $(STAMP) ## print a bearer token for USER=<name> on the running local system
 	@$(PY) -m toolchain.embedded.token "$(USER)"
@@ -62,7 +62,7 @@ demo: $(STAMP) ## a scripted story against the running local system (or one it s
 	$(PY) -m local.demo
 
 iam-report: $(STAMP) ## per role: grants used and UNUSED, calls DENIED (running system, or a demo run)
-	$(PY) -m toolchain.embedded.iam_report
+	$(PY) -m local.iam_report
 
 audit: $(STAMP) ## audit every campaign's books (local system; ARGS='--fundings T ... --stack S' for a stack)
 	$(PY) -m local.audit $(ARGS)

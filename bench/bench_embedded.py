@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from lambdas.shared.contract import PAYMENTS_TABLE, TERMINAL_PAYMENT_STATES
+from local import PRODUCT
 from local.demo import Api, campaign_body, table_name
 from toolchain.embedded.emulator import CPU_PATH, emulator_client, local_call
 from toolchain.embedded.runtime import free_port
@@ -102,7 +103,12 @@ def main(argv: list[str]) -> int:
         api_port=free_port(),
         workdir=workdir,
         state_file=None,
-        gateway={"PG_TRANSIENT_FAILURE_RATE": "0", "PG_DECLINE_RATE": "0", "PG_LATENCY_MS": "0"},
+        product=PRODUCT,
+        environment_overrides={
+            "PG_TRANSIENT_FAILURE_RATE": "0",
+            "PG_DECLINE_RATE": "0",
+            "PG_LATENCY_MS": "0",
+        },
         # The schedules at their deployed rates, as on AWS: `make run` compresses time 60x so
         # deadlines come soon, which would also run the sweeps 60x as often and charge their calls
         # to the payments of a two-minute run.

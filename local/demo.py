@@ -22,6 +22,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from lambdas.shared.contract import TERMINAL_PAYMENT_STATES, TRANSACTIONS_TABLE, PaymentState
+from local import PRODUCT
 from toolchain.embedded.emulator import emulator_client, emulator_resource
 from toolchain.embedded.system import STATE_FILE, LocalSystem, SystemOptions
 from toolchain.embedded.token import issue_token
@@ -254,8 +255,8 @@ def main() -> int:
             say(f"using the running local system at {state['api']}")
         else:
             say("no running system found: starting one for the demo (gateway declines 20%, fails 30%) …")
-            options = SystemOptions.from_environment()
-            options.gateway = {**DEMO_GATEWAY, **options.gateway}
+            options = SystemOptions.from_environment(PRODUCT)
+            options.environment_overrides = {**DEMO_GATEWAY, **options.environment_overrides}
             system = LocalSystem(options, progress=lambda line: say(f"   {line}"))
             system.start()
             state = system.state()

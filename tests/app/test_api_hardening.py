@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from local import PRODUCT
 from tests.app.api_testkit import campaign_body, payment_body
 from tests.app.conftest import Api, Emulator, running_api
 from tests.app.test_api_campaigns import create
@@ -165,7 +166,10 @@ def test_the_image_serves_without_a_server_banner(served_like_the_image: str) ->
 def test_the_local_system_serves_the_api_without_a_banner_too() -> None:
     """toolchain/embedded/system.py starts uvicorn itself; it must pass the same flag as the image."""
     source = (ROOT / "toolchain" / "embedded" / "system.py").read_text()
-    launch = re.search(r'"app\.main:app",(?P<args>[^\]]*)\]', source)
-    assert launch, "the local system no longer starts uvicorn with `app.main:app` and its flags as expected"
+    launch = re.search(r"argv = \[\s*app,(?P<args>[^\]]*)\]", source)
+    assert launch, (
+        "the local system no longer starts uvicorn with the product's app and its flags as expected"
+    )
+    assert PRODUCT.api_app == "app.main:app"
     args = shlex.split(launch.group("args").replace(",", " "))
     assert "--no-server-header" in args, args

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.shared.contract import PAYMENTS_TABLE, TERMINAL_PAYMENT_STATES
+from local import PRODUCT
 from local.demo import table_name
 from toolchain.embedded.emulator import emulator_resource
 from toolchain.embedded.runtime import free_port
@@ -28,6 +29,7 @@ def start_system(tmp_path: Path, **options: Any) -> LocalSystem:
             time_scale=options.pop("time_scale", 120.0),
             workdir=tmp_path / "run",
             state_file=None,
+            product=PRODUCT,
             **options,
         )
     )

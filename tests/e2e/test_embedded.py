@@ -79,7 +79,8 @@ def assert_invariants(system: LocalSystem, payment_ids: set[str]) -> dict[str, A
 
 def test_the_demo_story(tmp_path: Path) -> None:
     system = start_system(
-        tmp_path, gateway={"PG_TRANSIENT_FAILURE_RATE": "0.3", "PG_DECLINE_RATE": "0.1", "PG_SEED": "7"}
+        tmp_path,
+        environment_overrides={"PG_TRANSIENT_FAILURE_RATE": "0.3", "PG_DECLINE_RATE": "0.1", "PG_SEED": "7"},
     )
     try:
         story = tell(system.state(), timeout=120)
@@ -99,7 +100,9 @@ def test_the_demo_story(tmp_path: Path) -> None:
 
 
 def test_gateway_down_ends_in_failed_and_an_email(tmp_path: Path) -> None:
-    system = start_system(tmp_path, gateway={"PG_TRANSIENT_FAILURE_RATE": "1.0"}, time_scale=300.0)
+    system = start_system(
+        tmp_path, environment_overrides={"PG_TRANSIENT_FAILURE_RATE": "1.0"}, time_scale=300.0
+    )
     try:
         state = system.state()
         api = Api(system.api_url)

@@ -62,7 +62,11 @@ SETTLE_TIMEOUT_SECONDS = 480
 def chaotic_system(tmp_path: Path) -> Iterator[LocalSystem]:
     system = start_system(
         tmp_path,
-        gateway={"PG_TRANSIENT_FAILURE_RATE": "0.2", "PG_DECLINE_RATE": "0.05", "PG_SEED": "13"},
+        environment_overrides={
+            "PG_TRANSIENT_FAILURE_RATE": "0.2",
+            "PG_DECLINE_RATE": "0.05",
+            "PG_SEED": "13",
+        },
         duplicate_rate=0.1,
         aws_fault_rate=0.05,
         crash_rate=0.02,

@@ -45,7 +45,7 @@ CALM_GATEWAY = {
 
 
 def start(tmp_path: Path, **options: Any) -> LocalSystem:
-    return start_system(tmp_path, gateway=dict(CALM_GATEWAY), **options)
+    return start_system(tmp_path, environment_overrides=dict(CALM_GATEWAY), **options)
 
 
 @pytest.fixture(scope="module")

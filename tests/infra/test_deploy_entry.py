@@ -61,6 +61,8 @@ print(json.dumps({
     "types": sorted({r.type for r in result.cloud_resources}),
     "stack_module": sys.modules["infra.stack"].__file__,
     "library_module": sys.modules["awsblocks"].__file__,
+    "loaded_packages": sorted({m.split(".")[0] for m in sys.modules} & PROJECT_PACKAGES),
+    "loaded_app_modules": sorted(m for m in sys.modules if m.split(".")[0] == "app"),
     "default_tags": result.provider_default_tags(result.cloud_resources[0]),
     "editable_finder_loaded": any(name.startswith("__editable__") for name in sys.modules),
     "sys_path_has_program_dir": any(
@@ -130,6 +132,11 @@ def _assert_declares_the_checkout(found: dict, checkout: Path) -> None:
     assert Path(found["stack_module"]).resolve().is_relative_to(checkout.resolve())
     assert Path(found["library_module"]).resolve().is_relative_to(checkout.resolve())
     assert found["default_tags"]["checkout"] == MARKER
+    # `pulumi up` loads the program (infra/, with the functions' specs and contract from lambdas/,
+    # the API's declared access from app/access.py, the product's dashboards as data) and the
+    # library: no toolchain, no API code, no policies.
+    assert set(found["loaded_packages"]) <= {"infra", "awsblocks", "lambdas", "dashboards", "app"}
+    assert set(found["loaded_app_modules"]) <= {"app", "app.access"}, found["loaded_app_modules"]
     assert not found["sys_path_has_program_dir"], "infra/ must not stay on sys.path (it shadows names)"
 
 

@@ -17,6 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from local import PRODUCT
 from toolchain.embedded.faults import CRASH_AT_RETURN
 from toolchain.embedded.mocks import LocalDeployment, LocalFunction, LocalMapping, LocalSchedule
 from toolchain.embedded.runtime import (
@@ -417,9 +418,14 @@ def test_fault_knobs_come_from_the_environment_and_bad_values_are_refused(
 
 def test_the_banner_says_iam_is_enforced_and_shows_every_fault_knob(tmp_path: Path) -> None:
     options = SystemOptions(
-        aws_fault_rate=0.05, crash_rate=0.02, duplicate_rate=0.1, fault_seed=3, workdir=tmp_path
+        aws_fault_rate=0.05,
+        crash_rate=0.02,
+        duplicate_rate=0.1,
+        fault_seed=3,
+        workdir=tmp_path,
+        product=PRODUCT,
     )
-    options.gateway = {"PG_DECLINE_RATE": "0.05"}
+    options.environment_overrides = {"PG_DECLINE_RATE": "0.05"}
     system = LocalSystem(options)
     system.deployment = LocalDeployment(region=REGION)
     system.deployment.mappings.append(LocalMapping("arn:q", "processor-function", 10, 1, True, 10))
@@ -427,6 +433,21 @@ def test_the_banner_says_iam_is_enforced_and_shows_every_fault_knob(tmp_path: Pa
     assert "IAM           enforced" in text
     assert "AWS_FAULT_RATE=0.05 CRASH_RATE=0.02 DUPLICATE_RATE=0.1 FAULT_SEED=3" in text
     assert "PG_DECLINE_RATE=0.05" in text and "processor 10" in text
+    assert text.lstrip().startswith("crowdfunding is running locally") and "/api/fundings" in text
+    assert "make token USER=alice" in text
+
+
+def test_the_runner_knows_no_product_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product's words and knobs come from the product: a bare runner serves no API and turns
+    none of the crowdfunding gateway's knobs, whatever the environment says."""
+    monkeypatch.setenv("PG_DECLINE_RATE", "0.5")
+    bare = SystemOptions.from_environment()
+    assert bare.environment_overrides == {} and bare.product.api_app is None
+    assert SystemOptions.from_environment(PRODUCT).environment_overrides == {"PG_DECLINE_RATE": "0.5"}
+    system = LocalSystem(SystemOptions(workdir=tmp_path))
+    system.deployment = LocalDeployment(region=REGION)
+    text = banner(system)
+    assert "  API  " not in text and "crowdfunding" not in text and "PG_" not in text
 
 
 def test_a_program_that_refuses_its_declaration_stops_the_start_with_its_message(

@@ -16,9 +16,7 @@ report when it stops.
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -203,37 +201,3 @@ def report_text(emulator_url: str, deployment: Mapping[str, Any]) -> str:
 
     reports, others = build(local_call(emulator_url, "/_local/iam"), deployment)
     return render(reports, others)
-
-
-def main() -> int:
-    """`make iam-report`: the running system's report, or a demo run's."""
-    from local.demo import DEMO_GATEWAY, DemoError, tell
-    from toolchain.embedded.system import STATE_FILE, LocalSystem, SystemOptions
-
-    if STATE_FILE.exists():
-        state = json.loads(STATE_FILE.read_text())
-        print(f"IAM report of the running local system at {state['api']}", flush=True)
-        print(report_text(state["emulator"], state["deployment"]))
-        return 0
-    print("no running system found: starting one and telling the demo story first …", flush=True)
-    options = SystemOptions.from_environment()
-    options.gateway = {**DEMO_GATEWAY, **options.gateway}
-    system = LocalSystem(options, progress=lambda line: print(f"   {line}", flush=True))
-    try:
-        system.start()
-        tell(system.state())
-        print(system.iam_report())
-    except DemoError as exc:
-        print(f"demo stopped: {exc}", file=sys.stderr)
-        print(system.iam_report())
-        return 1
-    except (RuntimeError, TimeoutError, FileNotFoundError) as exc:  # the system could not start
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        system.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

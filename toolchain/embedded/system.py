@@ -55,8 +55,30 @@ from toolchain.project import REPO_ROOT, read_stack_config, synthesize
 
 LOCAL_STACK = "local"
 STATE_FILE = REPO_ROOT / ".run" / "local.json"
-GATEWAY_OVERRIDES = ("PG_TRANSIENT_FAILURE_RATE", "PG_DECLINE_RATE", "PG_LATENCY_MS", "PG_SEED")
-"""Environment variables a run may set to override the stack's payment-gateway behaviour."""
+
+
+@dataclass(frozen=True)
+class LocalProduct:
+    """What the runner needs of a product that its Pulumi program does not say.
+
+    The program says what to deploy and how the functions are wired; a product adds what to serve
+    in its web service's task, which knobs a run may turn, and the words of the banner
+    (`local/__init__.py` is the crowdfunding product's). The default serves no API.
+    """
+
+    title: str = "the stack"
+    """The banner's first words: "<title> is running locally"."""
+    api_app: str | None = None
+    """The ASGI application the web service's task runs (`module:attribute`, as uvicorn takes it;
+    the image's CMD); None serves no API locally."""
+    try_path: str = "/"
+    """A path the banner suggests trying with curl."""
+    environment_overrides: tuple[str, ...] = ()
+    """Environment variables a run may set (`make run VAR=…`) to override the functions' settings
+    of the same name, for functions that declare them."""
+    hints: tuple[str, ...] = ()
+    """More banner lines (how to get a token, what to run next)."""
+
 
 Progress = Callable[[str], None]
 
@@ -82,8 +104,11 @@ class SystemOptions:
     mapping_concurrency_cap: int | None = None
     """At most this many batches of one queue at once (never below 2); None: as the program's
     ScalingConfig says. For small machines, where batches beyond the cores only queue."""
-    gateway: dict[str, str] = field(default_factory=dict)
-    """Overrides of the payment gateway's PG_* settings for this run."""
+    product: LocalProduct = field(default_factory=LocalProduct)
+    """The product's side of the run: what the API serves, its knobs, its banner."""
+    environment_overrides: dict[str, str] = field(default_factory=dict)
+    """Values for the functions' environment variables of those names, for this run (the
+    product's `environment_overrides` knobs, e.g. a fake dependency's failure rate)."""
     workdir: Path = REPO_ROOT / ".run"
     state_file: Path | None = STATE_FILE
 
@@ -101,9 +126,10 @@ class SystemOptions:
             )
 
     @classmethod
-    def from_environment(cls) -> SystemOptions:
+    def from_environment(cls, product: LocalProduct | None = None) -> SystemOptions:
         """Options from EMULATOR_PORT, PORT, TIME_SCALE, DUPLICATE_RATE, AWS_FAULT_RATE, CRASH_RATE,
-        FAULT_SEED, MAPPING_CONCURRENCY_CAP and PG_* variables."""
+        FAULT_SEED, MAPPING_CONCURRENCY_CAP and the product's `environment_overrides` variables."""
+        product = product or LocalProduct()
 
         def number(name: str, default: float | None, cast: Callable[[str], Any] = float) -> Any:
             raw = os.environ.get(name)
@@ -124,7 +150,10 @@ class SystemOptions:
                 crash_rate=number("CRASH_RATE", 0.0),
                 fault_seed=number("FAULT_SEED", 0, int),
                 mapping_concurrency_cap=number("MAPPING_CONCURRENCY_CAP", None, int),
-                gateway={k: os.environ[k] for k in GATEWAY_OVERRIDES if os.environ.get(k)},
+                product=product,
+                environment_overrides={
+                    k: os.environ[k] for k in product.environment_overrides if os.environ.get(k)
+                },
             )
         except ValueError as exc:
             raise SystemExit(f"error: {exc}") from None
@@ -190,7 +219,8 @@ class LocalSystem:
         try:
             # Started first, each in its own process, so their imports overlap the deployment.
             self._zygote = Zygote(base_process_environment(), workdir / "zygote.log")
-            self._prestart_api(workdir)
+            if self.options.product.api_app:
+                self._prestart_api(workdir)
             self._start_emulator(workdir)
             self._deploy()
             self._enforce_iam(on_api_session=lambda: self._launch_api(workdir))
@@ -343,7 +373,7 @@ class LocalSystem:
             self.emulator_url,
             self.lambda_api.url,
             workdir,
-            self.options.gateway,
+            self.options.environment_overrides,
             sessions=self.sessions,
             crashes=CrashPlanner(self.options.crash_rate, self.options.fault_seed),
             zygote=self._zygote if self._zygote and self._zygote.wait_ready(30) else None,
@@ -472,13 +502,17 @@ class LocalSystem:
             )
 
     def _launch_api(self, workdir: Path) -> None:
-        """`uvicorn app.main:app` with exactly the task's environment, in the prestarted process."""
-        self.progress(f"serving the API (app.main:app) on {self.api_url} …")
+        """`uvicorn <product.api_app>` with exactly the task's environment, in the prestarted process."""
+        app = self.options.product.api_app
+        if app is None:
+            self.progress("no API to serve (the product names no ASGI app for its web service)")
+            return
+        self.progress(f"serving the API ({app}) on {self.api_url} …")
         if self._api is None:
             self._prestart_api(workdir)
         assert self._api is not None and self._api.stdin is not None
         argv = [
-            "app.main:app",
+            app,
             "--host",
             LOOPBACK,
             "--port",
@@ -495,6 +529,8 @@ class LocalSystem:
             ) from None
 
     def _wait_for_api(self, workdir: Path) -> None:
+        if self.options.product.api_app is None:
+            return
         assert self._api is not None
         deadline = time.monotonic() + 60
         while True:
@@ -585,7 +621,7 @@ class LocalSystem:
                 "crashRate": self.options.crash_rate,
                 "duplicateRate": self.options.duplicate_rate,
                 "faultSeed": self.options.fault_seed,
-                "gateway": self.options.gateway,
+                "environmentOverrides": self.options.environment_overrides,
             },
             "deployment": self.deployment.to_json(),
         }
@@ -672,16 +708,18 @@ def fault_summary(options: SystemOptions) -> str:
         f"DUPLICATE_RATE={options.duplicate_rate:g}",
         f"FAULT_SEED={options.fault_seed}",
     ]
-    gateway = (
-        " ".join(f"{k}={v}" for k, v in sorted(options.gateway.items()))
-        or "gateway as the stack configures it"
-    )
-    return f"{' '.join(knobs)}; {gateway}"
+    overrides = " ".join(f"{k}={v}" for k, v in sorted(options.environment_overrides.items()))
+    if options.product.environment_overrides:
+        overrides = (
+            overrides or f"{', '.join(options.product.environment_overrides)} as the stack configures them"
+        )
+    return f"{' '.join(knobs)}; {overrides}" if overrides else " ".join(knobs)
 
 
 def banner(system: LocalSystem) -> str:
     """The ready banner `make run` prints."""
     assert system.deployment is not None
+    product = system.options.product
     functions = ", ".join(sorted(system.deployment.functions))
     cap = system.options.mapping_concurrency_cap
     concurrency = ", ".join(
@@ -691,17 +729,22 @@ def banner(system: LocalSystem) -> str:
     return "\n".join(
         [
             "",
-            f"crowdfunding is running locally (ready in {system.ready_seconds:.1f}s)",
-            f"  API           {system.api_url}      try: curl {system.api_url}/api/fundings",
-            f"  API docs      {system.api_url}/docs",
+            f"{product.title} is running locally (ready in {system.ready_seconds:.1f}s)",
+            *(
+                [
+                    f"  API           {system.api_url}      try: curl {system.api_url}{product.try_path}",
+                    f"  API docs      {system.api_url}/docs",
+                ]
+                if product.api_app
+                else []
+            ),
             f"  AWS emulator  {system.emulator_url}      (moto; AWS_ENDPOINT_URL={system.emulator_url})",
             f"  functions     {functions}",
             f"  concurrency   batches at once per queue: {concurrency}",
             "  IAM           enforced: each function, its queue poller and the API call AWS as their own "
             "role; a missing grant fails with AccessDenied in .run/<function>.log",
             f"  faults        {fault_summary(system.options)}",
-            "  get a token   make token USER=alice     (then: -H 'Authorization: Bearer <token>')",
-            "  watch events  make demo    |    tail -f .run/*.log    |    make iam-report",
+            *product.hints,
             "Ctrl-C stops everything (and prints the IAM report: grants used and unused per role).",
             "",
         ]
