@@ -168,3 +168,52 @@ def test_account_unique_names_carry_the_prefix_and_owned_components_inherit_it(s
         "alias/shop-prod-orders-queue-key",
         "alias/shop-prod-shared",
     ]
+
+
+def _args_classes() -> list[type]:
+    import dataclasses
+    import importlib
+    import inspect
+    import pkgutil
+
+    import awsblocks
+
+    found: list[type] = []
+    for module_info in pkgutil.walk_packages(awsblocks.__path__, "awsblocks."):
+        if ".testing" in module_info.name:
+            continue
+        module = importlib.import_module(module_info.name)
+        for name, value in vars(module).items():
+            if (
+                inspect.isclass(value)
+                and dataclasses.is_dataclass(value)
+                and value.__module__ == module.__name__
+                and name.endswith("Args")
+            ):
+                found.append(value)
+    return found
+
+
+def _described(name: str, klass: type) -> bool:
+    """An `Attributes:` entry in the class docstring, or a docstring right under the field."""
+    import inspect
+    import re
+
+    if re.search(rf"^\s+{name}: \S", inspect.getdoc(klass) or "", re.M):
+        return True
+    source = inspect.getsource(klass)
+    return bool(re.search(rf"^\s+{name}: [^\n]*\n\s+\"\"\"", source, re.M))
+
+
+@pytest.mark.parametrize("args_class", _args_classes(), ids=lambda c: c.__name__)
+def test_every_input_of_a_component_is_documented(args_class: type) -> None:
+    """Each argument is described in its class or in the class it inherits it from."""
+    import dataclasses
+
+    owners = [k for k in args_class.__mro__ if dataclasses.is_dataclass(k)]
+    undocumented = [
+        f.name
+        for f in dataclasses.fields(args_class)
+        if not any(_described(f.name, k) for k in owners if f.name in k.__dataclass_fields__)
+    ]
+    assert not undocumented, f"{args_class.__name__}: arguments without a description: {undocumented}"
