@@ -22,7 +22,8 @@ import pulumi
 from awsblocks.auth.user_pool import UserPool, UserPoolArgs
 from awsblocks.aws_values import fargate_memory_options
 from awsblocks.security.iam import Grant, dynamodb_access, kms_use, sns_access
-from awsblocks.web.web_service import WafArgs, WebService, WebServiceArgs
+from awsblocks.web.waf import WafArgs
+from awsblocks.web.web_service import WebService, WebServiceArgs
 
 from app.access import ACCESS
 from infra.config import PROJECT, ConfigError, StackConfig

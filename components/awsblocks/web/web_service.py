@@ -85,6 +85,7 @@ from awsblocks.security.iam import (
     ssm_read_parameters,
 )
 from awsblocks.web.build_context import TAG_PREFIX, context_tag
+from awsblocks.web.waf import WafArgs, declare_waf, validate_waf_args
 
 CpuArchitecture = Literal["X86_64", "ARM64"]
 DesyncMode = Literal["defensive", "strictest"]
@@ -94,7 +95,6 @@ DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 CONTENT_TAG_FILTER = TAG_PREFIX + "*"
 """The tags a push may move in the image repository: the content tags this component builds.
 See https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html."""
-DEFAULT_MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
 PLATFORM_OF_ARCHITECTURE = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 
 ELB_LOG_DELIVERY_ACCOUNTS: dict[str, str] = {
@@ -146,25 +146,6 @@ def elb_log_delivery_principal(region: str, partition: str = "aws") -> dict[str,
     if account and partition == "aws":
         return {"AWS": f"arn:{partition}:iam::{account}:root"}
     return {"Service": ELB_LOG_DELIVERY_SERVICE}
-
-
-@dataclass(frozen=True)
-class WafArgs:
-    """Arguments of the optional WAF in front of the load balancer.
-
-    Attributes:
-        rate_limit: Requests one client IP may send in `rate_window_seconds` before it is
-            blocked. Default 1000.
-        rate_window_seconds: The rate rule's evaluation window: 60, 120, 300 or 600. Default 300.
-        managed_rule_groups: AWS managed rule groups (vendor AWS) evaluated in order. Default the
-            common rule set and known bad inputs.
-        log_retention_days: Retention of the `aws-waf-logs-…` log group. Default 30.
-    """
-
-    rate_limit: int = 1000
-    rate_window_seconds: int = 300
-    managed_rule_groups: Sequence[str] = DEFAULT_MANAGED_RULE_GROUPS
-    log_retention_days: int = 30
 
 
 @dataclass
@@ -360,7 +341,7 @@ def validate_web_service_args(name: str, args: WebServiceArgs) -> None:
             f"{where}: access_log_retention_days={args.access_log_retention_days}; allowed: 1 or more"
         )
     if args.waf is not None:
-        _validate_waf(where, args.waf)
+        validate_waf_args(where, args.waf)
 
 
 def _validate_environment(where: str, args: WebServiceArgs) -> None:
@@ -523,7 +504,7 @@ class WebService(Component):
             opts=self.child_opts(depends_on=listeners, ignore_changes=service_ignored_changes(args)),
         )
         self._autoscaling(cluster_name, service, alb, target_group)
-        web_acl_arn = self._waf(alb, kms_key_arn) if args.waf is not None else None
+        web_acl_arn = declare_waf(self, name, args.waf, alb, kms_key_arn) if args.waf is not None else None
 
         self.url = url
         self.alb_arn = alb.arn
@@ -982,78 +963,6 @@ class WebService(Component):
                 ),
                 opts=self.child_opts(),
             )
-
-    def _waf(self, alb: aws.lb.LoadBalancer, kms_key_arn: pulumi.Input[str]) -> pulumi.Output[str]:
-        name, waf = self._label, self._spec.waf
-        assert waf is not None
-        metric_prefix = f"{self.name_prefix}{name}"
-
-        def visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
-            return aws.wafv2.WebAclRuleVisibilityConfigArgs(
-                cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
-            )
-
-        rules = [
-            aws.wafv2.WebAclRuleArgs(
-                name=group,
-                priority=index,
-                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
-                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()
-                ),
-                statement=aws.wafv2.WebAclRuleStatementArgs(
-                    managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
-                        name=group, vendor_name="AWS"
-                    )
-                ),
-                visibility_config=visibility(f"{metric_prefix}-{group}"),
-            )
-            for index, group in enumerate(waf.managed_rule_groups)
-        ]
-        rules.append(
-            aws.wafv2.WebAclRuleArgs(
-                name="rate-limit-per-ip",
-                priority=len(rules),
-                action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
-                statement=aws.wafv2.WebAclRuleStatementArgs(
-                    rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
-                        limit=waf.rate_limit,
-                        aggregate_key_type="IP",
-                        evaluation_window_sec=waf.rate_window_seconds,
-                    )
-                ),
-                visibility_config=visibility(f"{metric_prefix}-rate-limit"),
-            )
-        )
-        acl = aws.wafv2.WebAcl(
-            f"{name}-waf",
-            scope="REGIONAL",
-            description=f"{name}: AWS managed rules and a per-IP rate limit",
-            default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
-            rules=rules,
-            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
-                cloudwatch_metrics_enabled=True, metric_name=metric_prefix, sampled_requests_enabled=True
-            ),
-            tags=self.named_tags(f"{name}-waf"),
-            opts=self.child_opts(),
-        )
-        aws.wafv2.WebAclAssociation(
-            f"{name}-waf-association", resource_arn=alb.arn, web_acl_arn=acl.arn, opts=self.child_opts()
-        )
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-waf-logs",
-            name=f"aws-waf-logs-{metric_prefix}",
-            retention_in_days=waf.log_retention_days,
-            kms_key_id=kms_key_arn,
-            tags=self.named_tags(f"{name}-waf-logs"),
-            opts=self.child_opts(),
-        )
-        aws.wafv2.WebAclLoggingConfiguration(
-            f"{name}-waf-logging",
-            resource_arn=acl.arn,
-            log_destination_configs=[log_group.arn],
-            opts=self.child_opts(),
-        )
-        return acl.arn
 
 
 def _access_log_bucket_policy(
