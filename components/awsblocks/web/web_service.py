@@ -370,17 +370,6 @@ def _validate_environment(where: str, args: WebServiceArgs) -> None:
             )
 
 
-def _validate_waf(where: str, waf: WafArgs) -> None:
-    if not 10 <= waf.rate_limit <= 2_000_000_000:
-        raise ValueError(f"{where}: waf.rate_limit={waf.rate_limit}; allowed: 10 to 2000000000")
-    if waf.rate_window_seconds not in (60, 120, 300, 600):
-        raise ValueError(
-            f"{where}: waf.rate_window_seconds={waf.rate_window_seconds}; allowed: 60, 120, 300, 600"
-        )
-    if not waf.managed_rule_groups:
-        raise ValueError(f"{where}: waf.managed_rule_groups is empty; allowed: one or more AWS rule groups")
-
-
 def _relative_to_cwd(path: Path) -> str:
     """A path as the docker provider should see it: relative to the working directory when possible."""
     resolved = path.resolve()
