@@ -12,8 +12,7 @@ from collections import Counter
 import pulumi
 from awsblocks.testing import DeclaredResource, Synthesis, short_type
 
-from infra.config import PROJECT, ConfigError
-from toolchain.project import read_stack_config, stack_names, stand_ins, synthesize
+from toolchain.project import PROJECT, read_stack_config, stack_names, stand_ins, synthesize
 
 
 def render_tree(synthesis: Synthesis) -> str:
@@ -26,7 +25,7 @@ def render_tree(synthesis: Synthesis) -> str:
     width = max((len(short_type(r.type)) for r in synthesis.resources), default=20) + 12
     lines = [
         f"     {'Type':<{width}} Name",
-        f" +   {'pulumi:pulumi:Stack':<{width}} {PROJECT}-{synthesis.stack}",
+        f" +   {'pulumi:pulumi:Stack':<{width}} {PROJECT.name}-{synthesis.stack}",
     ]
 
     def walk(parent: str | None, prefix: str) -> None:
@@ -79,7 +78,7 @@ def main(argv: list[str]) -> int:
     )
     try:
         synthesis = synthesize(stack)
-    except (ConfigError, pulumi.RunError) as exc:
+    except (ValueError, pulumi.RunError) as exc:  # config refused (the CLI's checks or the program's)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(render_tree(synthesis))
@@ -88,7 +87,7 @@ def main(argv: list[str]) -> int:
     if filled := stand_ins(read_stack_config(stack, with_stand_ins=False)):
         print(
             f"\nShown as it will be once configured: Pulumi.{stack}.yaml leaves {', '.join(sorted(filled))} "
-            "to you, so the preview used stand-ins (toolchain/project.py stand_ins); `pulumi up` refuses the "
+            "to you, so the preview used stand-ins (stand-ins.yaml); `pulumi up` refuses the "
             "stack until you set them (README: Deploying to real AWS)."
         )
     return 0

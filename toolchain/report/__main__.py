@@ -17,21 +17,33 @@ from pathlib import Path
 
 import pulumi
 
-from infra.config import ConfigError, parse
-from toolchain.project import REPO_ROOT, read_stack_config, stack_names, synthesize
+from toolchain.project import PROJECT, REPO_ROOT, read_stack_config, stack_names, synthesize
 from toolchain.report import build_report
 from toolchain.report.diff import BaseRefError, diff_reports, synthesize_at_ref
 from toolchain.report.estimate import Load
 from toolchain.report.render import render_json, render_markdown
 
+LOAD_KEYS = {"api_requests": "loadApiRequestsPerMonth", "payments": "loadPaymentsPerMonth"}
+"""The project's config keys that state its load (Pulumi.yaml gives their defaults); 0 when absent."""
+
 
 def stated_load(stack: str, api_requests: int | None, payments: int | None) -> Load:
-    """The stack config's load (`loadApiRequestsPerMonth`, `loadPaymentsPerMonth`), flags first."""
-    cfg = parse(stack, read_stack_config(stack))
-    return Load(
-        api_requests=api_requests if api_requests is not None else cfg.load_api_requests_per_month,
-        payments=payments if payments is not None else cfg.load_payments_per_month,
-    )
+    """The stack config's load (`<project>:loadApiRequestsPerMonth`, `…PaymentsPerMonth`), flags first."""
+    raw = read_stack_config(stack)
+    given = {"api_requests": api_requests, "payments": payments}
+    found: dict[str, int] = {}
+    for field_name, key in LOAD_KEYS.items():
+        value = given[field_name]
+        if value is None:
+            text = raw.get(f"{PROJECT.name}:{key}") or "0"
+            try:
+                value = int(text)
+            except ValueError:
+                raise ValueError(
+                    f"{PROJECT.name}:{key}: {text!r} is not valid; allowed: a whole number >= 0"
+                ) from None
+        found[field_name] = value
+    return Load(**found)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +79,7 @@ def main(argv: list[str]) -> int:
         # the program's own warnings go to stderr: stdout is the Markdown (or the JSON document)
         with contextlib.redirect_stdout(sys.stderr):
             head = build_report(synthesize(args.stack), load)
-    except (ConfigError, pulumi.RunError) as exc:
+    except (ValueError, pulumi.RunError) as exc:  # config refused (ours, the CLI's or the program's)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # the program itself refused (a component's declaration-time check)
